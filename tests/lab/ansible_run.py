@@ -51,7 +51,7 @@ def run_module(name, args=None, check=False, diff=False, env=None, timeout=900):
             cmd.append("--diff")
         run_env = ansible_env(env)
         run_env.update(CPLANE_RESULTS=results, ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
         if not os.path.exists(results):
             raise AssertionError("no result from %s (rc=%s)\nstdout:\n%s\nstderr:\n%s"
                                  % (fqcn, proc.returncode, proc.stdout, proc.stderr))
@@ -90,7 +90,7 @@ def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory="
             cmd += ["--limit", limit]
         run_env = ansible_env(env)
         run_env["CPLANE_RESULTS"] = results
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
         entries = []
         if os.path.exists(results):
             with open(results) as handle:

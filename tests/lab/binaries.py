@@ -19,4 +19,3 @@ def etcd_binary(name):
     if not os.access(path, os.X_OK):
         os.chmod(path, 0o755)
     return path
-

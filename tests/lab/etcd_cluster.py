@@ -249,7 +249,7 @@ class EtcdLab:
     def restart(self, name, wait=60):
         member = self.member(name)
         self._terminate(member)
-        self.launch(member, self.initial_cluster([m for m in self.members]), "existing")
+        self.launch(member, self.initial_cluster(self.members), "existing")
         self.wait_healthy([member], timeout=wait)
 
     def add_learner(self, wait=60):

@@ -7,6 +7,7 @@ Layout per node, under ``<node_root>``:
 Subjects, EKUs and CA of each certificate come from the collection's own table
 (plugins/module_utils/_pki/kubeadm.py), so the lab and the modules agree on one list.
 """
+import base64
 import datetime
 import ipaddress
 import os
@@ -115,17 +116,19 @@ def write_pair(directory, base_cert, base_key, issued):
     write(os.path.join(directory, base_key), issued.key_pem, 0o600)
 
 
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
 def kubeconfig(server, ca, user, issued, cluster="kubernetes"):
-    import base64
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     context = "%s@%s" % (user, cluster)
     return {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "clusters": [{"name": cluster, "cluster": {"certificate-authority-data": b64(ca.cert_pem), "server": server}}],
         "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
         "current-context": context,
-        "users": [{"name": user, "user": {"client-certificate-data": b64(issued.cert_pem),
-                                           "client-key-data": b64(issued.key_pem)}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(issued.cert_pem), "client-key-data": b64(issued.key_pem)}}],
     }
 
 

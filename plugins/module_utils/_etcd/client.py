@@ -16,7 +16,7 @@ os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 try:
     import etcd3  # noqa: F401
-    import grpc  # noqa: F401
+    import grpc  # noqa: F401, pylint: disable=unused-import
 except Exception:  # pragma: no cover - reported through missing_required_lib
     HAS_ETCD3 = False
     ETCD3_IMPORT_ERROR = traceback.format_exc()
