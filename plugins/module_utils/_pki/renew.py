@@ -1,0 +1,364 @@
+# -*- coding: utf-8 -*-
+# Copyright: cplane.kubeadm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubeadm-style certificate renewal: re-issue what exists, signed by the local CA.
+
+Like ``kubeadm certs renew`` (phases/certs/renewal, certToConfig) the new certificate keeps the
+old one's subject, DNS and IP SANs, key usages and extended key usages; it gets a fresh key of
+the same type and size.  Unlike kubeadm, renewal is planned and validated for every requested
+certificate before the first byte is written, never outlives its CA, and keeps backups.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import traceback
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+except ImportError:  # pragma: no cover - reported by inspect.HAS_CRYPTOGRAPHY
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
+
+# kubeadm backdates new certificates so that nodes with a slightly slow clock accept them at once.
+BACKDATE = datetime.timedelta(minutes=5)
+# Restart order: etcd first, so the API server reconnects to members that already present new certificates.
+COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+DEFAULT_BACKUP_DIR = "/var/backups/cplane-kubeadm"
+
+
+class RenewalItem(object):
+    """One requested certificate: what it is, whether it is renewed, and why not."""
+
+    def __init__(self, name, pki_dir, kubeconfig_dir):
+        self.name = name
+        self.spec = table.CERTIFICATES[name]
+        self.kind = self.spec["kind"]
+        self.cert_path, self.key_path = pki.leaf_paths(name, pki_dir, kubeconfig_dir)
+        self.ca_cert_path, self.ca_key_path = pki.ca_paths(pki_dir, self.spec["ca"])
+        self.action = "skip"
+        self.reason = None
+        self.cert = None
+        self.key_pem = None
+        self.creds = None
+        self.ca_cert = None
+        self.ca_key = None
+        self.new_not_before = None
+        self.new_not_after = None
+        self.capped = False
+        self.new_cert = None
+        self.new_key_pem = None
+        self.new_file = None
+
+    def skip(self, reason):
+        self.action, self.reason = "skip", reason
+        return self
+
+    @property
+    def files(self):
+        """The files a renewal replaces."""
+        return [self.cert_path] if self.kind == "kubeconfig" else [self.cert_path, self.key_path]
+
+
+def select_names(certs):
+    names = list(table.CERTIFICATES) if "all" in certs else list(certs)
+    unknown = [n for n in names if n not in table.CERTIFICATES]
+    if unknown:
+        raise InputError("unknown certificate name(s) %s; kubeadm names are: all, %s"
+                         % (", ".join(unknown), ", ".join(table.CERTIFICATES)))
+    # Table order, once each: the order kubeadm's check-expiration prints.
+    return [n for n in table.CERTIFICATES if n in names]
+
+
+def _load_item(item):
+    """Read the certificate and key of ``item``; InputError names the file."""
+    if item.kind == "kubeconfig":
+        item.creds = kubeconfigs.load(item.cert_path)
+        source = "client-certificate-data of user %r in %s" % (item.creds.user, item.cert_path)
+        item.cert = pki.parse_certificate(item.creds.certificate_pem, source)
+        item.key_pem = item.creds.key_pem
+        key = pki.parse_private_key(item.key_pem, "client-key-data of user %r in %s" % (item.creds.user, item.cert_path))
+        kubeconfigs.check_replaceable(item.creds)
+    else:
+        item.cert = pki.load_certificate(item.cert_path)
+        item.key_pem = pki.read_file(item.key_path, "private key")
+        key = pki.parse_private_key(item.key_pem, item.key_path)
+    if not pki.key_matches(item.cert, key):
+        raise InputError("the private key %s does not match its certificate %s: the pair is broken. Restore both "
+                         "from the same backup (or renew with force after restoring the certificate)."
+                         % ("in " + item.cert_path if item.kind == "kubeconfig" else item.key_path, item.cert_path))
+
+
+def _load_ca(item, ca_cache):
+    ca_name = item.spec["ca"]
+    if ca_name not in ca_cache:
+        ca_cert = pki.load_certificate(item.ca_cert_path)
+        ca_key = None
+        if os.path.exists(item.ca_key_path):
+            ca_key = pki.load_private_key(item.ca_key_path)
+            if not pki.key_matches(ca_cert, ca_key):
+                raise InputError("the CA key %s does not match the CA certificate %s. Restore the CA pair from a backup."
+                                 % (item.ca_key_path, item.ca_cert_path))
+        ca_cache[ca_name] = (ca_cert, ca_key)
+    item.ca_cert, item.ca_key = ca_cache[ca_name]
+
+
+def plan_renewal(pki_dir, kubeconfig_dir, certs=("all",), renew_before_days=30, force=False,
+                 validity_days=table.LEAF_VALIDITY_DAYS, now=None):
+    """Decide and validate, for every requested certificate, whether it is renewed.
+
+    Raises InputError for anything broken (corrupt PEM, key/certificate mismatch, a certificate
+    the local CA did not sign) so that a run fails before it writes anything.  Returns
+    ``(items, warnings)``.
+    """
+    if validity_days < 1:
+        raise InputError("validity_days must be at least 1 (got %d)." % validity_days)
+    now = now or pki.utcnow()
+    horizon = now + datetime.timedelta(days=renew_before_days)
+    items, warnings, ca_cache = [], [], {}
+    for name in select_names(certs):
+        item = RenewalItem(name, pki_dir, kubeconfig_dir)
+        items.append(item)
+        if not os.path.exists(item.cert_path):
+            item.skip("%s does not exist (not used on this node, e.g. external etcd or a kubeconfig never created)"
+                      % item.cert_path)
+            continue
+        if item.kind == "file" and not os.path.exists(item.key_path):
+            item.skip("the certificate %s exists without its key %s: not a kubeadm-managed pair, left alone"
+                      % (item.cert_path, item.key_path))
+            continue
+        if not os.path.exists(item.ca_cert_path):
+            item.skip("the %s certificate %s does not exist: cannot check or sign %s"
+                      % (item.spec["ca"], item.ca_cert_path, name))
+            continue
+        _load_item(item)
+        _load_ca(item, ca_cache)
+        if not pki.signed_by(item.cert, item.ca_cert):
+            raise InputError("%s (%s) is not signed by the %s in %s: the PKI directory does not match this certificate. "
+                             "Point pki_dir at this cluster's PKI or restore the certificate from a backup."
+                             % (name, item.cert_path, item.spec["ca"], item.ca_cert_path))
+        current_end = pki.not_after(item.cert)
+        if not force and current_end > horizon:
+            item.skip("valid until %s, more than %d days away (renew_before_days)" % (pki.isoformat(current_end), renew_before_days))
+            continue
+        if item.ca_key is None:
+            item.skip("externally managed: the %s key %s is absent, so the certificate must be renewed by whoever holds "
+                      "that CA" % (item.spec["ca"], item.ca_key_path))
+            continue
+        ca_end = pki.not_after(item.ca_cert)
+        if ca_end <= now:
+            item.skip("the %s certificate %s expired on %s: rotate the CA first" % (item.spec["ca"], item.ca_cert_path, pki.isoformat(ca_end)))
+            warnings.append("%s not renewed: %s" % (name, item.reason))
+            continue
+        wanted_end = now + datetime.timedelta(days=validity_days)
+        item.new_not_after = min(wanted_end, ca_end)
+        item.new_not_before = max(now - BACKDATE, pki.not_before(item.ca_cert))
+        item.capped = wanted_end > ca_end
+        if item.capped and not force and item.new_not_after <= current_end:
+            item.skip("already valid until the %s expires (%s); renewal cannot extend it. Rotate the CA."
+                      % (item.spec["ca"], pki.isoformat(ca_end)))
+            warnings.append("%s not renewed: %s" % (name, item.reason))
+            continue
+        if item.capped:
+            warnings.append("%s: validity capped at the %s's expiry %s instead of %d days; plan a CA rotation before then."
+                            % (name, item.spec["ca"], pki.isoformat(ca_end), validity_days))
+        item.action = "renew"
+    return items, warnings
+
+
+# -- issuing ---------------------------------------------------------------------------------------
+
+
+def new_key_like(public_key):
+    """A fresh private key of the same type and size as ``public_key``."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return rsa.generate_private_key(public_exponent=65537, key_size=public_key.key_size)
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return ec.generate_private_key(type(public_key.curve)())
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return ed25519.Ed25519PrivateKey.generate()
+    raise InputError("unsupported key type %s" % type(public_key).__name__)
+
+
+def encode_key_like(key, old_pem):
+    """PEM in the format the old key used (kubeadm writes PKCS#1 / SEC1; some tools write PKCS#8)."""
+    pkcs8 = b"BEGIN PRIVATE KEY" in (old_pem or b"") or isinstance(key, ed25519.Ed25519PrivateKey)
+    fmt = serialization.PrivateFormat.PKCS8 if pkcs8 else serialization.PrivateFormat.TraditionalOpenSSL
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def _ext(cert, ext_type):
+    try:
+        return cert.extensions.get_extension_for_class(ext_type)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def renew_certificate(old_cert, old_key_pem, ca_cert, ca_key, not_before, not_after):
+    """Re-issue ``old_cert`` as kubeadm does; returns (certificate, key PEM)."""
+    key = new_key_like(old_cert.public_key())
+    builder = (x509.CertificateBuilder().subject_name(old_cert.subject).issuer_name(ca_cert.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    for ext_type in (x509.KeyUsage, x509.ExtendedKeyUsage):
+        ext = _ext(old_cert, ext_type)
+        if ext is not None:
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+    san = _ext(old_cert, x509.SubjectAlternativeName)
+    if san is not None:
+        # kubeadm's certToConfig keeps DNS names and IP addresses only.
+        kept = [g for g in san.value if isinstance(g, (x509.DNSName, x509.IPAddress))]
+        if kept:
+            builder = builder.add_extension(x509.SubjectAlternativeName(kept), critical=san.critical)
+    if _ext(old_cert, x509.SubjectKeyIdentifier) is not None:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    ca_ski = _ext(ca_cert, x509.SubjectKeyIdentifier)
+    aki = (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski.value) if ca_ski is not None
+           else x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()))
+    builder = builder.add_extension(aki, critical=False)
+    algorithm = None if isinstance(ca_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    cert = builder.sign(ca_key, algorithm)
+    return cert, encode_key_like(key, old_key_pem)
+
+
+def issue_all(items):
+    """Sign every planned renewal in memory; a failure here leaves every file untouched."""
+    for item in items:
+        if item.action != "renew":
+            continue
+        item.new_cert, item.new_key_pem = renew_certificate(item.cert, item.key_pem, item.ca_cert, item.ca_key,
+                                                            item.new_not_before, item.new_not_after)
+        if item.kind == "kubeconfig":
+            cert_pem = item.new_cert.public_bytes(serialization.Encoding.PEM)
+            item.new_file = kubeconfigs.replace_credentials(item.creds, cert_pem, item.new_key_pem)
+
+
+def _private_mode(path):
+    """The file's mode without group/other bits: the file holds a private key."""
+    return (os.stat(path).st_mode & 0o7777 & ~0o077) or 0o600
+
+
+def backup_all(items, backup_dir, forbidden_dirs, stamp):
+    backups = {}
+    for item in items:
+        if item.action == "renew":
+            backups[item.name] = [_files.backup_file(path, backup_dir, forbidden_dirs, stamp) for path in item.files]
+    return backups
+
+
+def write_item(item):
+    if item.kind == "kubeconfig":
+        _files.atomic_write(item.cert_path, item.new_file, mode=_private_mode(item.cert_path))
+    else:
+        _files.atomic_write(item.key_path, item.new_key_pem, mode=0o600)
+        _files.atomic_write(item.cert_path, item.new_cert.public_bytes(serialization.Encoding.PEM))
+
+
+def restart_required(names):
+    wanted = set()
+    for name in names:
+        wanted.update(table.CERTIFICATES[name]["restart"])
+    return [c for c in COMPONENT_ORDER if c in wanted]
+
+
+def _summary(item, backups=None):
+    entry = {"name": item.name, "path": item.cert_path, "ca": item.spec["ca"],
+             "old_not_after": pki.isoformat(pki.not_after(item.cert)), "old_serial": "%X" % item.cert.serial_number,
+             "new_not_after": pki.isoformat(item.new_not_after), "capped_at_ca_expiry": item.capped,
+             "restart": list(item.spec["restart"])}
+    if item.kind == "file":
+        entry["key_path"] = item.key_path
+    if item.new_cert is not None:
+        entry["new_serial"] = "%X" % item.new_cert.serial_number
+        entry["new_not_after"] = pki.isoformat(pki.not_after(item.new_cert))
+    if backups is not None:
+        entry["backups"] = backups
+    return entry
+
+
+def _diff(items):
+    before, after = [], []
+    for item in items:
+        if item.action != "renew":
+            continue
+        before.append("%s: serial %X, notAfter %s\n" % (item.name, item.cert.serial_number, pki.isoformat(pki.not_after(item.cert))))
+        serial = "%X" % item.new_cert.serial_number if item.new_cert is not None else "(new)"
+        after.append("%s: serial %s, notAfter %s%s\n" % (item.name, serial, pki.isoformat(item.new_not_after),
+                                                        " (capped at CA expiry)" if item.capped else ""))
+    return {"before": "".join(before), "after": "".join(after)}
+
+
+def run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_config, run_command):
+    """``kubeadm certs renew <name>``, then read the result back and check it is what was asked for."""
+    cmd = [kubeadm_path, "certs", "renew", item.name, "--cert-dir", pki_dir]
+    if kubeadm_config:
+        cmd += ["--config", kubeadm_config]
+    rc, out, err = run_command(cmd)
+    if rc != 0:
+        raise OperationFailed("'%s' failed (rc=%d): %s" % (" ".join(cmd), rc, (err or out or "").strip()[-2000:]))
+    try:
+        cert = pki.load_leaf(item.name, pki_dir, kubeconfig_dir)
+    except InputError as exc:
+        raise OperationFailed("kubeadm renewed %s but the result cannot be read back: %s" % (item.name, exc.msg))
+    if cert.serial_number == item.cert.serial_number or not pki.signed_by(cert, item.ca_cert):
+        raise OperationFailed("kubeadm reported success for %s but %s does not hold a new certificate signed by the %s."
+                              % (item.name, item.cert_path, item.spec["ca"]))
+    item.new_cert = cert
+    item.new_not_after = pki.not_after(cert)
+
+
+def renew_certificates(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DIR, certs=("all",), renew_before_days=30,
+                       force=False, validity_days=table.LEAF_VALIDITY_DAYS, backup_dir=DEFAULT_BACKUP_DIR,
+                       check_mode=False, backend="python", kubeadm_path="kubeadm", kubeadm_config=None,
+                       run_command=None, forbidden_dirs=None, now=None):
+    """Plan, validate, back up and renew.  Returns the module result (without ``certificates``)."""
+    items, warnings = plan_renewal(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, now)
+    due = [i for i in items if i.action == "renew"]
+    forbidden = forbidden_dirs if forbidden_dirs is not None else (_files.MANIFESTS_DIR, os.path.join(kubeconfig_dir, "manifests"))
+    if due:
+        _files.check_backup_dir(backup_dir, forbidden)
+    skipped = [{"name": i.name, "reason": i.reason} for i in items if i.action == "skip"]
+    result = {"renewed": [], "skipped": skipped, "warnings": warnings, "changed": bool(due),
+              "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir}
+    if check_mode or not due:
+        result["renewed"] = [_summary(i) for i in due]
+        result["diff"] = _diff(items)
+        return result
+    stamp = _files.timestamp()
+    if backend == "python":
+        issue_all(items)
+    backups = backup_all(items, backup_dir, forbidden, stamp)
+    done = []
+    for item in due:
+        try:
+            if backend == "python":
+                write_item(item)
+            else:
+                run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_config, run_command)
+        except OperationFailed as exc:
+            raise OperationFailed("%s; renewed before the failure: %s (backups in %s)"
+                                  % (exc.msg, ", ".join(i.name for i in done) or "none", os.path.join(backup_dir, stamp)),
+                                  renewed=[_summary(i, backups[i.name]) for i in done],
+                                  restart_required=restart_required([i.name for i in done]))
+        except (IOError, OSError) as exc:
+            raise OperationFailed("writing %s failed: %s; renewed before the failure: %s (backups in %s)"
+                                  % (item.cert_path, exc, ", ".join(i.name for i in done) or "none",
+                                     os.path.join(backup_dir, stamp)),
+                                  renewed=[_summary(i, backups[i.name]) for i in done],
+                                  restart_required=restart_required([i.name for i in done]))
+        done.append(item)
+    result["renewed"] = [_summary(i, backups[i.name]) for i in due]
+    result["diff"] = _diff(items)
+    result["backup_stamp"] = stamp
+    return result
