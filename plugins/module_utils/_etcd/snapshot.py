@@ -1,0 +1,453 @@
+# -*- coding: utf-8 -*-
+# Copyright: cplane.kubeadm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Take, verify, compress and rotate etcd snapshots.
+
+A snapshot is streamed from one healthy member (a follower when there is one, so the leader keeps
+serving writes) into a hidden temp file in ``dest``; nothing is held in memory.  etcd 3.5 appends
+the sha256 of the database to the stream: it is checked while the bytes arrive, then the bolt file
+is opened (pure Python, see bolt.py; ``etcdutl snapshot status`` as well when it is installed),
+then the file is compressed into a second temp file which is fsynced and renamed into place.
+Retention only ever deletes files whose whole name matches this module's own pattern.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
+    ConnectionFailure, CplaneError, InputError, OperationFailed)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt, client
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import HAS_ETCD3
+
+if HAS_ETCD3:
+    import etcd3
+    import grpc
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - reported when compression=zstd is asked for
+    zstandard = None
+
+CHECKSUM_SIZE = 32
+CHUNK = 1024 * 1024
+SUFFIXES = {"xz": ".db.xz", "zstd": ".db.zst", "none": ".db"}
+PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+# -- names and retention ----------------------------------------------------------------------
+def name_pattern(prefix):
+    """Regex of the files this module writes for ``prefix`` (and nothing else)."""
+    return re.compile(r"^%s-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?\.db(?:\.xz|\.zst)?$" % re.escape(prefix))
+
+
+def validate_prefix(prefix):
+    if not PREFIX_RE.match(prefix or ""):
+        raise InputError("name_prefix %r is not allowed: use letters, digits, '.', '_' and '-' (no '/'), "
+                         "starting with a letter or digit" % (prefix,))
+
+
+def existing_snapshots(dest, prefix):
+    """This module's snapshots in ``dest``, oldest first."""
+    pattern = name_pattern(prefix)
+    found = []
+    if not os.path.isdir(dest):
+        return found
+    for name in os.listdir(dest):
+        match = pattern.match(name)
+        if match and os.path.isfile(os.path.join(dest, name)) and not os.path.islink(os.path.join(dest, name)):
+            found.append(((match.group("stamp"), int(match.group("seq") or 0)), name))
+    return [os.path.join(dest, name) for _key, name in sorted(found)]
+
+
+def snapshot_name(dest, prefix, compression, stamp):
+    """A new name that sorts after every existing one taken in the same second."""
+    suffix = SUFFIXES[compression]
+    taken = set(os.listdir(dest)) if os.path.isdir(dest) else set()
+    seq = 0
+    while True:
+        name = "%s-%s%s%s" % (prefix, stamp, "-%d" % seq if seq else "", suffix)
+        # the same stamp with any compression counts as taken, so ordering by name stays total
+        if not any(n.startswith(name[:-len(suffix)] + ".db") for n in taken):
+            return os.path.join(dest, name)
+        seq += 1
+
+
+def plan_retention(existing, retention, adding=1):
+    """Paths to delete so that ``retention`` files remain once ``adding`` new ones exist (0 keeps all)."""
+    if retention <= 0:
+        return []
+    excess = len(existing) + adding - retention
+    return list(existing[:max(0, excess)])
+
+
+# -- verification -----------------------------------------------------------------------------
+class _TrailerHash(object):
+    """sha256 over everything except the last 32 bytes seen, kept aside as the trailer."""
+
+    def __init__(self):
+        self.body = hashlib.sha256()
+        self.whole = hashlib.sha256()
+        self.tail = b""
+        self.size = 0
+
+    def update(self, chunk):
+        self.whole.update(chunk)
+        self.size += len(chunk)
+        data = self.tail + chunk
+        if len(data) > CHECKSUM_SIZE:
+            self.body.update(data[:-CHECKSUM_SIZE])
+            data = data[-CHECKSUM_SIZE:]
+        self.tail = data
+
+    def check(self, what):
+        """Raise unless the stream was a database plus the sha256 etcd appends to it."""
+        if self.size <= CHECKSUM_SIZE or self.size % 512 != CHECKSUM_SIZE:
+            raise OperationFailed("%s: size %d is not an etcd 3.5 snapshot with its sha256 trailer "
+                                  "(truncated, or a copied member.db rather than a snapshot)" % (what, self.size))
+        if self.body.digest() != self.tail:
+            raise OperationFailed("%s: sha256 of the database does not match the checksum etcd appended: "
+                                  "the snapshot is corrupted; take a new one" % what)
+
+
+def _open_decompressed(path):
+    if path.endswith(".xz"):
+        return lzma.open(path, "rb")
+    if path.endswith(".zst"):
+        _require_zstd()
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+def _require_zstd():
+    if zstandard is None:
+        raise InputError("compression zstd needs the Python package 'zstandard' on the managed host "
+                         "(pip install zstandard), or use compression=xz")
+
+
+def verify_snapshot(path, workdir=None):
+    """Check a snapshot file (raw, .xz or .zst) and return its revision and key count.
+
+    Raises OperationFailed naming the file when it is truncated, fails to decompress, fails the
+    sha256 check or is not a readable bolt database.  Compressed files are unpacked into a temp
+    file (in ``workdir`` or next to the snapshot) because bolt pages need random access.
+    """
+    if not os.path.isfile(path):
+        raise InputError("snapshot %s does not exist" % path)
+    raw_path = path
+    tmp = None
+    try:
+        if path.endswith((".xz", ".zst")):
+            fd, tmp = tempfile.mkstemp(prefix=".verify.", suffix=".db.tmp", dir=workdir or os.path.dirname(os.path.abspath(path)))
+            hasher = _TrailerHash()
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with _open_decompressed(path) as source:
+                        _copy(source, out, hasher)
+                except (lzma.LZMAError, EOFError) as exc:
+                    raise OperationFailed("snapshot %s does not decompress (%s): the file is corrupted or truncated" % (path, exc))
+                except Exception as exc:
+                    if zstandard is not None and isinstance(exc, zstandard.ZstdError):
+                        raise OperationFailed("snapshot %s does not decompress (%s): the file is corrupted or truncated" % (path, exc))
+                    raise
+            raw_path = tmp
+        else:
+            hasher = _TrailerHash()
+            with open(path, "rb") as source:
+                _copy(source, None, hasher)
+        hasher.check("snapshot %s" % path)
+        status = _read_bolt(raw_path, hasher.size - CHECKSUM_SIZE, path)
+        status["db_sha256"] = hasher.body.hexdigest()
+        return status
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_bolt(raw_path, size, label):
+    try:
+        return bolt.read_status(raw_path, size)
+    except InputError as exc:
+        raise OperationFailed("snapshot %s: %s" % (label, exc.msg))
+
+
+def _copy(source, out, hasher):
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            return
+        hasher.update(chunk)
+        if out is not None:
+            out.write(chunk)
+
+
+def find_etcdutl(etcdutl_path=None, warnings=None):
+    """``etcdutl_path`` if given (must run), else a working etcdutl on PATH, else None.
+
+    One found on PATH that does not run (``etcdutl version`` fails) is ignored with a warning:
+    the built-in checks still run, and a broken helper binary must not block backups.
+    """
+    if etcdutl_path:
+        if not (os.path.isfile(etcdutl_path) and os.access(etcdutl_path, os.X_OK)):
+            raise InputError("etcdutl_path %s is not an executable file" % etcdutl_path)
+        problem = _etcdutl_problem(etcdutl_path)
+        if problem:
+            raise InputError("etcdutl_path %s does not run (%s); fix it or leave etcdutl_path unset" % (etcdutl_path, problem))
+        return etcdutl_path
+    found = shutil.which("etcdutl")
+    if found:
+        problem = _etcdutl_problem(found)
+        if problem:
+            if warnings is not None:
+                warnings.append("ignoring %s found on PATH: it does not run (%s); only the built-in snapshot checks ran"
+                                % (found, problem))
+            return None
+    return found
+
+
+def _etcdutl_problem(path):
+    try:
+        proc = subprocess.run([path, "version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        return ((proc.stderr or proc.stdout).strip().splitlines() or ["exit code %d" % proc.returncode])[-1][:200]
+    return None
+
+
+def etcdutl_status(etcdutl, raw_path, timeout=600):
+    """``etcdutl snapshot status -w json``: also walks every bolt page (tx.Check)."""
+    try:
+        proc = subprocess.run([etcdutl, "snapshot", "status", "-w", "json", raw_path],
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OperationFailed("running %s snapshot status failed: %s" % (etcdutl, exc))
+    if proc.returncode != 0:
+        raise OperationFailed("%s snapshot status rejected the snapshot: %s" % (etcdutl, (proc.stderr or proc.stdout).strip()[-500:]))
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise OperationFailed("%s snapshot status printed no JSON: %s" % (etcdutl, proc.stdout[-300:]))
+    return {"revision": data.get("revision"), "total_key": data.get("totalKey"),
+            "total_size": data.get("totalSize"), "hash": data.get("hash")}
+
+
+# -- compression ------------------------------------------------------------------------------
+def _compressor(compression, out):
+    if compression == "xz":
+        return lzma.open(out, "wb", preset=6)
+    if compression == "zstd":
+        _require_zstd()
+        return zstandard.ZstdCompressor(level=10, threads=0).stream_writer(out, closefd=False)
+    raise InputError("unknown compression %r: use xz, zstd or none" % (compression,))
+
+
+class _HashingWriter(object):
+    """File wrapper that hashes what is written (sha256 of the file on disk)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data):
+        self.sha256.update(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        self.handle.flush()
+
+    def close(self):
+        pass
+
+    @property
+    def closed(self):
+        return False
+
+
+def compress_file(raw_path, target_tmp, compression):
+    """Compress ``raw_path`` into ``target_tmp`` (fsynced, 0600); return the sha256 of the result."""
+    fd = os.open(target_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        writer = _HashingWriter(handle)
+        packer = _compressor(compression, writer)
+        with open(raw_path, "rb") as source:
+            while True:
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                packer.write(chunk)
+        packer.close()
+        handle.flush()
+        os.fsync(handle.fileno())
+    return writer.sha256.hexdigest()
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- taking a snapshot ------------------------------------------------------------------------
+def choose_source(endpoints, tls, timeout, member_name=None):
+    """The member to stream from: ``member_name`` if given, else a healthy follower, else the leader.
+
+    A snapshot reads the whole database on the serving member; on a follower that load stays off
+    the member that orders every write.  Learners are never used (they may lag behind).
+    Returns dict(name, client, is_leader, endpoint, skipped) where ``skipped`` says why members were passed over.
+    """
+    members, errors = None, []
+    for endpoint in endpoints:
+        seed = client.MemberClient(endpoint, tls, timeout)
+        try:
+            members = seed.member_list()
+            break
+        except CplaneError as err:
+            errors.append(err.msg)
+        finally:
+            seed.close()
+    if members is None:
+        raise ConnectionFailure("no etcd endpoint answered a member list (%s): %s" % (", ".join(endpoints), "; ".join(errors)))
+    if member_name and member_name not in [m["name"] for m in members]:
+        raise InputError("member %r is not in the etcd cluster (members: %s)" % (member_name, ", ".join(m["name"] for m in members)))
+
+    healthy, skipped, leader_id = [], [], None
+    for member in members:
+        if member_name and member["name"] != member_name:
+            continue
+        if member["is_learner"] or not member["client_urls"]:
+            skipped.append("%s: %s" % (member["name"] or member["id"], "learner" if member["is_learner"] else "not started"))
+            continue
+        candidate = client.MemberClient(member["client_urls"][0], tls, timeout, name=member["name"], member_id=member["id"])
+        try:
+            status = candidate.status()
+            if status["errors"]:
+                raise OperationFailed("reports errors: %s" % "; ".join(status["errors"]))
+            candidate.check_reads()
+        except CplaneError as err:
+            candidate.close()
+            skipped.append("%s: %s" % (member["name"], err.msg))
+            continue
+        leader_id = leader_id or status["leader_id"]
+        healthy.append((member, candidate))
+    if not healthy:
+        raise ConnectionFailure("no healthy etcd member to take a snapshot from: %s. Restore the member's health "
+                                "(etcdctl endpoint health) before taking a snapshot" % "; ".join(skipped))
+    healthy.sort(key=lambda pair: pair[0]["id"] == leader_id)   # followers first, stable otherwise
+    chosen, chosen_client = healthy[0]
+    for _member, other in healthy[1:]:
+        other.close()
+    return dict(name=chosen["name"], client=chosen_client, is_leader=chosen["id"] == leader_id,
+                endpoint=chosen_client.endpoint, skipped=skipped)
+
+
+def stream_snapshot(member, out, timeout):
+    """Write the member's snapshot stream to ``out``; return the _TrailerHash of it.
+
+    ``timeout`` bounds the whole stream (gRPC deadline), not one chunk.
+    """
+    hasher = _TrailerHash()
+    stubs = member._stubs()  # pylint: disable=protected-access
+    try:
+        for response in stubs.maintenancestub.Snapshot(etcd3.etcdrpc.SnapshotRequest(), timeout=timeout):
+            hasher.update(response.blob)
+            out.write(response.blob)
+    except grpc.RpcError as err:
+        member.close()
+        raise client.describe_rpc_error(err, "the snapshot stream", member, member.tls, timeout)
+    return hasher
+
+
+def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", retention=7,
+                  etcdutl_path=None, snapshot_timeout=600, check_mode=False, forbidden_dirs=(_files.MANIFESTS_DIR,),
+                  stamp=None):
+    """Snapshot ``source`` into ``dest`` and rotate; ``source`` is a dict(name, client, is_leader, endpoint).
+
+    Returns the module result (without ``changed``).
+    """
+    if compression not in SUFFIXES:
+        raise InputError("unknown compression %r: use xz, zstd or none" % (compression,))
+    if compression == "zstd":
+        _require_zstd()
+    validate_prefix(name_prefix)
+    if retention < 0:
+        raise InputError("retention must be 0 (keep every snapshot) or a positive number, got %d" % retention)
+    dest = os.path.abspath(dest)
+    try:
+        _files.check_backup_dir(dest, forbidden_dirs)
+    except InputError as err:
+        raise InputError("dest is not allowed: %s" % err.msg)
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise InputError("dest %s exists and is not a directory" % dest)
+    warnings = []
+    etcdutl = find_etcdutl(etcdutl_path, warnings)
+
+    stamp = stamp or _files.timestamp()
+    existing = existing_snapshots(dest, name_prefix)
+    removed = plan_retention(existing, retention)
+    path = snapshot_name(dest, name_prefix, compression, stamp)
+    result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"], removed=removed,
+                  compression=compression, warnings=warnings)
+    if check_mode:
+        return result
+
+    if not os.path.isdir(dest):
+        os.makedirs(dest, mode=0o700)
+    started = time.monotonic()
+    raw_tmp = None
+    packed_tmp = None
+    try:
+        fd, raw_tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".part", dir=dest)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            hasher = stream_snapshot(source["client"], out, snapshot_timeout)
+            out.flush()
+            os.fsync(out.fileno())
+        hasher.check("snapshot from member %s" % source["name"])
+        status = _read_bolt(raw_tmp, hasher.size - CHECKSUM_SIZE, "from member %s" % source["name"])
+        result.update(revision=status["revision"], key_count=status["total_key"], db_size=hasher.size - CHECKSUM_SIZE,
+                      db_sha256=hasher.body.hexdigest(), status_source="python")
+        if etcdutl:
+            checked = etcdutl_status(etcdutl, raw_tmp)
+            if checked["revision"] != status["revision"] or checked["total_key"] != status["total_key"]:
+                raise OperationFailed("etcdutl and the built-in reader disagree on snapshot %s (revision %s/%s, keys %s/%s)"
+                                      % (path, checked["revision"], status["revision"], checked["total_key"], status["total_key"]))
+            result.update(status_source="etcdutl", etcdutl_hash=checked["hash"])
+
+        if compression == "none":
+            sha256 = hasher.whole.hexdigest()
+            final_tmp = raw_tmp
+        else:
+            packed_tmp = raw_tmp[:-len(".part")] + ".packed"
+            sha256 = compress_file(raw_tmp, packed_tmp, compression)
+            os.unlink(raw_tmp)
+            raw_tmp = None
+            final_tmp = packed_tmp
+        os.rename(final_tmp, path)
+        raw_tmp = packed_tmp = None
+        _fsync_dir(dest)
+    finally:
+        for leftover in (raw_tmp, packed_tmp):
+            if leftover and os.path.exists(leftover):
+                os.unlink(leftover)
+
+    for old in removed:
+        os.unlink(old)
+    if removed:
+        _fsync_dir(dest)
+    result.update(size=os.path.getsize(path), sha256=sha256, duration_s=round(time.monotonic() - started, 3))
+    return result
+

@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cplane.kubeadm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: etcd_snapshot
+short_description: Take a verified, compressed etcd snapshot and keep the newest N
+version_added: 0.1.0
+description:
+  - Streams a snapshot from one healthy etcd member (a follower when there is one, so the leader
+    keeps its full capacity for writes) into a hidden temp file in O(dest). Nothing is held in memory.
+  - Verifies it before keeping it. etcd 3.5 appends the sha256 of the database to the snapshot
+    stream; the module checks it. It then opens the bolt database with a built-in pure-Python reader
+    to read the revision and key count (the same numbers as C(etcdutl snapshot status)). When
+    C(etcdutl) is found (O(etcdutl_path) or E(PATH)) it also runs C(etcdutl snapshot status), which
+    walks every page of the database, and fails if the two readings disagree.
+  - Compresses it (xz or zstd), fsyncs it and renames it into place with mode 0600 as
+    C(<name_prefix>-<UTC timestamp>.db[.xz|.zst]).
+  - Keeps the newest O(retention) snapshots. Only files whose whole name matches this pattern for
+    O(name_prefix) are ever deleted; other files in O(dest) are left alone.
+  - A snapshot is a new file on every run, so the module always reports C(changed=true) when it
+    takes one (it is not idempotent by nature).
+author: cplane.kubeadm contributors
+extends_documentation_fragment:
+  - cplane.kubeadm.etcd_connection
+  - cplane.kubeadm.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Discovers the members and reports the path it would write, the member it would stream from
+        and the files retention would delete. Writes and deletes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details:
+      - Every run that is not in check mode writes a new snapshot.
+options:
+  state:
+    description: Only V(present) (take a snapshot) is supported.
+    type: str
+    choices: [present]
+    default: present
+  dest:
+    description:
+      - Directory for the snapshots; created with mode 0700 when missing.
+      - Must not be inside C(/etc/kubernetes/manifests), where kubelet would treat files as static pods.
+    type: path
+    required: true
+  name_prefix:
+    description:
+      - Start of the file names, e.g. the cluster name. Letters, digits, C(.), C(_) and C(-).
+      - Retention only considers files with this prefix.
+    type: str
+    default: etcd-snapshot
+  compression:
+    description: How to compress the snapshot. V(xz) is smallest; V(zstd) is much faster on large databases.
+    type: str
+    choices: [xz, zstd, none]
+    default: xz
+  retention:
+    description:
+      - Number of snapshots (with this O(name_prefix)) to keep in O(dest), counting the new one.
+      - V(0) keeps every snapshot.
+    type: int
+    default: 7
+  member:
+    description:
+      - Name of the member to stream from. By default a healthy follower, or the leader if it is the only healthy member.
+    type: str
+  etcdutl_path:
+    description:
+      - Path of C(etcdutl) for the extra C(etcdutl snapshot status) check. By default it is searched
+        on E(PATH); when it is not found, only the built-in checks run.
+    type: path
+  snapshot_timeout:
+    description: Seconds the whole snapshot stream may take.
+    type: int
+    default: 600
+requirements:
+  - zstandard (only for O(compression=zstd))
+seealso:
+  - module: cplane.kubeadm.etcd_defrag
+  - module: cplane.kubeadm.etcd_member_info
+notes:
+  - Restore with C(etcdutl snapshot restore) after decompressing (C(xz -d) or C(zstd -d)); the file
+    keeps etcd's sha256 trailer, so the restore checks it again.
+"""
+
+EXAMPLES = r"""
+- name: Nightly snapshot of the local kubeadm etcd, keep a week
+  cplane.kubeadm.etcd_snapshot:
+    dest: /var/backups/etcd
+    name_prefix: "etcd-snapshot-{{ cluster_name }}"
+
+- name: Fast zstd snapshot with explicit endpoints, keep 30
+  cplane.kubeadm.etcd_snapshot:
+    dest: /var/backups/etcd
+    compression: zstd
+    retention: 30
+    endpoints:
+      - https://10.0.0.11:2379
+      - https://10.0.0.12:2379
+"""
+
+RETURN = r"""
+path:
+  description: The snapshot written (in check mode, the one that would be written).
+  returned: always
+  type: str
+  sample: /var/backups/etcd/etcd-snapshot-20260101T023012Z.db.xz
+size:
+  description: Size in bytes of the file written.
+  returned: when a snapshot was taken
+  type: int
+  sample: 1048576
+db_size:
+  description: Size in bytes of the uncompressed database (without etcd's checksum trailer).
+  returned: when a snapshot was taken
+  type: int
+revision:
+  description: Latest revision in the snapshot.
+  returned: when a snapshot was taken
+  type: int
+  sample: 123456
+key_count:
+  description: Entries in all bolt buckets, as C(etcdutl snapshot status) reports C(totalKey).
+  returned: when a snapshot was taken
+  type: int
+sha256:
+  description: sha256 of the file written (compressed bytes).
+  returned: when a snapshot was taken
+  type: str
+db_sha256:
+  description: sha256 of the database, the checksum etcd appended to the stream.
+  returned: when a snapshot was taken
+  type: str
+status_source:
+  description: V(etcdutl) when C(etcdutl snapshot status) confirmed the figures, else V(python).
+  returned: when a snapshot was taken
+  type: str
+duration_s:
+  description: Seconds taken to stream, verify, compress and write.
+  returned: when a snapshot was taken
+  type: float
+member:
+  description: Name of the member the snapshot was (or would be) streamed from.
+  returned: always
+  type: str
+member_was_leader:
+  description: Whether that member was the leader (only when no follower was healthy, or O(member) named it).
+  returned: always
+  type: bool
+skipped_members:
+  description: Members passed over and why (learner, unreachable, unhealthy).
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Older snapshots deleted by retention (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: str
+compression:
+  description: The compression used.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import etcd_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import choose_source, take_snapshot
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import (
+    CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY, check_tls_files)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=etcd_argument_spec(
+            state=dict(type="str", choices=["present"], default="present"),
+            dest=dict(type="path", required=True),
+            name_prefix=dict(type="str", default="etcd-snapshot"),
+            compression=dict(type="str", choices=["xz", "zstd", "none"], default="xz"),
+            retention=dict(type="int", default=7),
+            member=dict(type="str"),
+            etcdutl_path=dict(type="path"),
+            snapshot_timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_ETCD3:
+        module.fail_json(msg=missing_required_lib("etcd3"), exception=ETCD3_IMPORT_ERROR)
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    p = module.params
+    source = None
+    try:
+        tls = check_tls_files(p["ca_cert"], p["client_cert"], p["client_key"])
+        source = choose_source(p["endpoints"], tls, p["command_timeout"], member_name=p["member"])
+        result = take_snapshot(source, p["dest"], name_prefix=p["name_prefix"], compression=p["compression"],
+                               retention=p["retention"], etcdutl_path=p["etcdutl_path"],
+                               snapshot_timeout=p["snapshot_timeout"], check_mode=module.check_mode)
+    except CplaneError as err:
+        fail_from(module, err, changed=False)
+    finally:
+        if source is not None:
+            source["client"].close()
+    result["skipped_members"] = source["skipped"]
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == "__main__":
+    main()
