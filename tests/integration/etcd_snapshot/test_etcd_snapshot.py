@@ -1,0 +1,145 @@
+"""etcd_snapshot against a real 3-member TLS etcd 3.5 cluster, run through the ansible CLI."""
+import os
+import stat
+
+import pytest
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
+from tests.integration.etcd_snapshot.conftest import (decompress, etcdctl_get, etcdutl_status, restored_etcd,
+                                                      tree_state)
+from tests.lab.ansible_run import run_module
+
+
+def snapshot(lab, dest, check=False, **args):
+    result = run_module("etcd_snapshot", lab.connection_args(dest=str(dest), **args), check=check)
+    assert not result["failed"], result.get("msg")
+    return result
+
+
+def test_snapshot_restores_into_a_working_etcd_with_every_key(lab, tmp_path):
+    result = snapshot(lab, tmp_path / "snaps")
+    path = result["path"]
+    assert path.endswith(".db.xz") and os.path.basename(path).startswith("etcd-snapshot-")
+    assert result["changed"] is True
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert result["size"] == os.path.getsize(path)
+    assert result["member"] != lab.leader(), "a follower is preferred"
+    assert result["revision"] >= 201 and result["key_count"] >= 200
+    raw = decompress(path, str(tmp_path / "raw.db"))
+    status = etcdutl_status(raw)
+    assert (status["revision"], status["totalKey"]) == (result["revision"], result["key_count"])
+    with restored_etcd(raw, str(tmp_path)) as endpoint:
+        out = etcdctl_get(endpoint, "/registry/demo/", "--prefix", "--keys-only")
+        assert len([line for line in out.splitlines() if line]) == 200
+        assert etcdctl_get(endpoint, "/registry/demo/key-123", "--print-value-only").strip() == "value-123"
+
+
+@pytest.mark.parametrize("compression,suffix", [("zstd", ".db.zst"), ("none", ".db")])
+def test_other_compressions_decompress_to_a_valid_snapshot(lab, tmp_path, compression, suffix):
+    result = snapshot(lab, tmp_path, compression=compression)
+    assert result["path"].endswith(suffix)
+    raw = decompress(result["path"], str(tmp_path / "raw.bin"))
+    assert etcdutl_status(raw)["revision"] == result["revision"]
+    assert verify_snapshot(result["path"])["revision"] == result["revision"]
+    assert os.listdir(str(tmp_path)).count(os.path.basename(result["path"])) == 1
+
+
+def test_retention_keeps_exactly_n_and_never_touches_foreign_files(lab, tmp_path):
+    dest = tmp_path / "snaps"
+    dest.mkdir()
+    foreign = {
+        "notes.txt": b"operator notes",
+        "etcd-snapshot-manual.db": b"hand-made copy",
+        "etcd-snapshot-20200101T000000Z.db.xz.bak": b"renamed backup",
+        "other-cluster-20200101T000000Z.db.xz": b"other prefix",
+        "etcd-snapshotX-20200101T000000Z.db.xz": b"near-miss prefix",
+    }
+    for name, data in foreign.items():
+        (dest / name).write_bytes(data)
+    own_old = ["etcd-snapshot-20200101T00000%dZ.db.xz" % i for i in range(3)]
+    for name in own_old:
+        (dest / name).write_bytes(b"old snapshot")
+
+    first = snapshot(lab, dest, retention=2)
+    assert sorted(os.path.basename(p) for p in first["removed"]) == own_old[:2]
+    second = snapshot(lab, dest, retention=2)
+    third = snapshot(lab, dest, retention=2)
+    assert [os.path.basename(p) for p in second["removed"]] == [own_old[2]]
+    assert third["removed"] == [first["path"]]
+
+    own_now = sorted(n for n in os.listdir(str(dest)) if n not in foreign)
+    assert own_now == sorted(os.path.basename(r["path"]) for r in (second, third))
+    for name, data in foreign.items():
+        assert (dest / name).read_bytes() == data
+
+
+def test_check_mode_reports_and_writes_nothing(lab, tmp_path):
+    dest = tmp_path / "snaps"
+    dest.mkdir()
+    for i in range(3):
+        (dest / ("etcd-snapshot-20200101T00000%dZ.db.xz" % i)).write_bytes(b"old %d" % i)
+    before = tree_state(str(tmp_path))
+    result = snapshot(lab, dest, check=True, retention=2)
+    assert result["changed"] is True
+    assert len(result["removed"]) == 2 and result["member"]
+    assert not os.path.exists(result["path"])
+    assert tree_state(str(tmp_path)) == before
+
+    missing = tmp_path / "not-yet"
+    snapshot(lab, missing, check=True)
+    assert not missing.exists()
+
+
+def test_corrupted_snapshot_files_are_detected(lab, tmp_path):
+    raw = snapshot(lab, tmp_path / "raw", compression="none")["path"]
+    good = verify_snapshot(raw)
+    assert good["revision"] > 0 and good["total_key"] > 0
+
+    flipped = str(tmp_path / "flipped.db")
+    data = bytearray(open(raw, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(flipped, "wb").write(bytes(data))
+    with pytest.raises(OperationFailed, match="sha256"):
+        verify_snapshot(flipped)
+
+    truncated = str(tmp_path / "truncated.db")
+    open(truncated, "wb").write(bytes(data[:4096 * 3]))
+    with pytest.raises(OperationFailed, match="not an etcd 3.5 snapshot"):
+        verify_snapshot(truncated)
+
+    packed = snapshot(lab, tmp_path / "xz")["path"]
+    cut = str(tmp_path / "cut.db.xz")
+    blob = open(packed, "rb").read()
+    open(cut, "wb").write(blob[:len(blob) // 2])
+    with pytest.raises(OperationFailed, match="does not decompress"):
+        verify_snapshot(cut)
+    assert sorted(os.listdir(str(tmp_path))) == sorted(["raw", "xz", "flipped.db", "truncated.db", "cut.db.xz"])
+
+
+def test_bad_input_fails_cleanly_and_writes_nothing(lab, tmp_path):
+    cases = [
+        (dict(dest="/etc/kubernetes/manifests/snapshots"), "inside /etc/kubernetes/manifests"),
+        (dict(dest=str(tmp_path / "d"), name_prefix="../escape"), "name_prefix"),
+        (dict(dest=str(tmp_path / "d"), endpoints=["https://127.0.0.1:1"]), "127.0.0.1:1"),
+        (dict(dest=str(tmp_path / "d"), client_key=str(tmp_path / "missing.key")), "missing.key"),
+        (dict(dest=str(tmp_path / "d"), member="cp9"), "cp9"),
+    ]
+    for args, fragment in cases:
+        result = run_module("etcd_snapshot", lab.connection_args(**args))
+        assert result["failed"], args
+        assert fragment in result["msg"], result["msg"]
+        assert "Traceback" not in result["msg"]
+    assert not (tmp_path / "d").exists()
+
+
+def test_stopped_member_is_skipped_and_named(lab, tmp_path):
+    follower = next(m.name for m in lab.members if m.name != lab.leader())
+    lab.pause(follower)
+    try:
+        result = snapshot(lab, tmp_path, command_timeout=2)
+    finally:
+        lab.resume(follower)
+    assert result["member"] != follower
+    assert any(s.startswith(follower + ":") for s in result["skipped_members"]), result["skipped_members"]
+    assert verify_snapshot(result["path"])["revision"] == result["revision"]

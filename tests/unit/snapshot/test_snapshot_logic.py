@@ -1,0 +1,79 @@
+"""Naming, retention planning and trailer checks of the snapshot backend (no processes)."""
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import snapshot
+
+
+@pytest.mark.parametrize("name,own", [
+    ("etcd-snapshot-20260101T023000Z.db.xz", True),
+    ("etcd-snapshot-20260101T023000Z-2.db.zst", True),
+    ("etcd-snapshot-20260101T023000Z.db", True),
+    ("etcd-snapshot-20260101T023000Z.db.xz.bak", False),
+    ("etcd-snapshot-manual.db", False),
+    ("etcd-snapshot-prod-20260101T023000Z.db.xz", False),
+    ("xetcd-snapshot-20260101T023000Z.db.xz", False),
+    (".etcd-snapshot-20260101T023000Z.db.xz.part", False),
+])
+def test_name_pattern_matches_only_own_files(name, own):
+    assert bool(snapshot.name_pattern("etcd-snapshot").match(name)) is own
+
+
+def test_existing_sorted_by_stamp_then_sequence_and_plan_keeps_newest(tmp_path):
+    names = ["p-20260102T000000Z.db.xz", "p-20260101T000000Z-1.db.xz", "p-20260101T000000Z.db.zst",
+             "p-20251231T235959Z.db", "unrelated.txt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    os.symlink(str(tmp_path / "unrelated.txt"), str(tmp_path / "p-20200101T000000Z.db.xz"))
+    found = [os.path.basename(p) for p in snapshot.existing_snapshots(str(tmp_path), "p")]
+    assert found == ["p-20251231T235959Z.db", "p-20260101T000000Z.db.zst", "p-20260101T000000Z-1.db.xz",
+                     "p-20260102T000000Z.db.xz"]
+    existing = snapshot.existing_snapshots(str(tmp_path), "p")
+    assert snapshot.plan_retention(existing, 2) == existing[:3]
+    assert snapshot.plan_retention(existing, 10) == []
+    assert snapshot.plan_retention(existing, 0) == []
+
+
+def test_same_second_gets_a_sequence_number(tmp_path):
+    (tmp_path / "p-20260101T000000Z.db.zst").write_bytes(b"x")
+    path = snapshot.snapshot_name(str(tmp_path), "p", "xz", "20260101T000000Z")
+    assert os.path.basename(path) == "p-20260101T000000Z-1.db.xz"
+
+
+@pytest.mark.parametrize("prefix", ["", "../x", "a/b", "-lead", "x*", "a b"])
+def test_unsafe_prefixes_are_refused(prefix):
+    with pytest.raises(InputError, match="name_prefix"):
+        snapshot.validate_prefix(prefix)
+
+
+def write_with_trailer(path, body):
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+def test_trailer_checked_before_the_bolt_file_is_read(tmp_path):
+    good = tmp_path / "notbolt.db"
+    write_with_trailer(good, b"\0" * 8192)
+    with pytest.raises(OperationFailed, match="bolt meta"):
+        snapshot.verify_snapshot(str(good))
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"\0" * 8192 + b"\1" * 32)
+    with pytest.raises(OperationFailed, match="sha256"):
+        snapshot.verify_snapshot(str(bad))
+    plain = tmp_path / "member.db"
+    plain.write_bytes(b"\0" * 8192)
+    with pytest.raises(OperationFailed, match="trailer"):
+        snapshot.verify_snapshot(str(plain))
+
+
+def test_trailer_hash_is_independent_of_chunking():
+    body = os.urandom(4096 * 3)
+    stream = body + hashlib.sha256(body).digest()
+    for size in (1, 7, 31, 32, 33, 4096, len(stream)):
+        hasher = snapshot._TrailerHash()
+        for i in range(0, len(stream), size):
+            hasher.update(stream[i:i + size])
+        hasher.check("test")
+        assert hasher.whole.hexdigest() == hashlib.sha256(stream).hexdigest()
