@@ -178,9 +178,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import etcd_argument_spec
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import choose_source, take_snapshot
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import (
-    CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY, check_tls_files)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():
@@ -202,18 +202,18 @@ def main():
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
-    source = None
+    cluster = None
     try:
-        tls = check_tls_files(p["ca_cert"], p["client_cert"], p["client_key"])
-        source = choose_source(p["endpoints"], tls, p["command_timeout"], member_name=p["member"])
+        cluster = Cluster(p["endpoints"], p["ca_cert"], p["client_cert"], p["client_key"], p["command_timeout"])
+        source = choose_source(cluster, member_name=p["member"])
         result = take_snapshot(source, p["dest"], name_prefix=p["name_prefix"], compression=p["compression"],
                                retention=p["retention"], etcdutl_path=p["etcdutl_path"],
                                snapshot_timeout=p["snapshot_timeout"], check_mode=module.check_mode)
     except CplaneError as err:
         fail_from(module, err, changed=False)
     finally:
-        if source is not None:
-            source["client"].close()
+        if cluster is not None:
+            cluster.close()
     result["skipped_members"] = source["skipped"]
     for warning in result.pop("warnings"):
         module.warn(warning)

@@ -27,9 +27,9 @@ import time
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
-    ConnectionFailure, CplaneError, InputError, OperationFailed)
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt, client
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import HAS_ETCD3
+    ConnectionFailure, InputError, OperationFailed)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import HAS_ETCD3, describe_rpc_error
 
 if HAS_ETCD3:
     import etcd3
@@ -302,56 +302,36 @@ def _fsync_dir(directory):
 
 
 # -- taking a snapshot ------------------------------------------------------------------------
-def choose_source(endpoints, tls, timeout, member_name=None):
+def choose_source(cluster, member_name=None):
     """The member to stream from: ``member_name`` if given, else a healthy follower, else the leader.
 
-    A snapshot reads the whole database on the serving member; on a follower that load stays off
-    the member that orders every write.  Learners are never used (they may lag behind).
-    Returns dict(name, client, is_leader, endpoint, skipped) where ``skipped`` says why members were passed over.
+    ``cluster`` is a members.Cluster.  A snapshot reads the whole database on the serving member;
+    on a follower that load stays off the member that orders every write.  Learners are never used
+    (they may lag behind).  Returns dict(name, client, is_leader, endpoint, skipped) where
+    ``skipped`` says why members were passed over.
     """
-    members, errors = None, []
-    for endpoint in endpoints:
-        seed = client.MemberClient(endpoint, tls, timeout)
-        try:
-            members = seed.member_list()
-            break
-        except CplaneError as err:
-            errors.append(err.msg)
-        finally:
-            seed.close()
-    if members is None:
-        raise ConnectionFailure("no etcd endpoint answered a member list (%s): %s" % (", ".join(endpoints), "; ".join(errors)))
-    if member_name and member_name not in [m["name"] for m in members]:
-        raise InputError("member %r is not in the etcd cluster (members: %s)" % (member_name, ", ".join(m["name"] for m in members)))
-
-    healthy, skipped, leader_id = [], [], None
-    for member in members:
-        if member_name and member["name"] != member_name:
+    states = cluster.gather()
+    names = [s["name"] for s in states]
+    if member_name and member_name not in names:
+        raise InputError("member %r is not in the etcd cluster (members: %s)" % (member_name, ", ".join(names)))
+    healthy, skipped = [], []
+    for state in states:
+        if member_name and state["name"] != member_name:
             continue
-        if member["is_learner"] or not member["client_urls"]:
-            skipped.append("%s: %s" % (member["name"] or member["id"], "learner" if member["is_learner"] else "not started"))
-            continue
-        candidate = client.MemberClient(member["client_urls"][0], tls, timeout, name=member["name"], member_id=member["id"])
-        try:
-            status = candidate.status()
-            if status["errors"]:
-                raise OperationFailed("reports errors: %s" % "; ".join(status["errors"]))
-            candidate.check_reads()
-        except CplaneError as err:
-            candidate.close()
-            skipped.append("%s: %s" % (member["name"], err.msg))
-            continue
-        leader_id = leader_id or status["leader_id"]
-        healthy.append((member, candidate))
+        if state["is_learner"]:
+            skipped.append("%s: learner" % state["name"])
+        elif not state["healthy"]:
+            skipped.append("%s: %s" % (state["name"], state["error"]))
+        else:
+            healthy.append(state)
     if not healthy:
         raise ConnectionFailure("no healthy etcd member to take a snapshot from: %s. Restore the member's health "
                                 "(etcdctl endpoint health) before taking a snapshot" % "; ".join(skipped))
-    healthy.sort(key=lambda pair: pair[0]["id"] == leader_id)   # followers first, stable otherwise
-    chosen, chosen_client = healthy[0]
-    for _member, other in healthy[1:]:
-        other.close()
-    return dict(name=chosen["name"], client=chosen_client, is_leader=chosen["id"] == leader_id,
-                endpoint=chosen_client.endpoint, skipped=skipped)
+    healthy.sort(key=lambda state: state["is_leader"])   # followers first, member-list order otherwise
+    chosen = healthy[0]
+    member_client = cluster.client(chosen)
+    return dict(name=chosen["name"], client=member_client, is_leader=chosen["is_leader"],
+                endpoint=member_client.endpoint, skipped=skipped)
 
 
 def stream_snapshot(member, out, timeout):
@@ -367,7 +347,7 @@ def stream_snapshot(member, out, timeout):
             out.write(response.blob)
     except grpc.RpcError as err:
         member.close()
-        raise client.describe_rpc_error(err, "the snapshot stream", member, member.tls, timeout)
+        raise describe_rpc_error(err, "the snapshot stream", member, member.tls, timeout)
     return hasher
 
 
