@@ -134,6 +134,8 @@ def plan_defrag(states, options):
                 plan["leader_target"] = choose_leader_target(states, leader_name, [e["name"] for e in followers])
                 entry["reason"] += "; leader: defragmented last, after moving leadership to %s" % (
                     plan["leader_target"] or "a healthy follower")
+            elif len(voters) == 1:
+                entry["reason"] += "; the only member (force_single): every request waits for its defragmentation"
             else:
                 entry["reason"] += "; leader: defragmented last, in place (move_leader is off)"
     if not plan["skipped_reason"] and not planned:
