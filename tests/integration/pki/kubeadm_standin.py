@@ -1,0 +1,35 @@
+"""A recording stand-in for the ``kubeadm`` executable (no kubeadm binary exists here).
+
+Appends its argv as one JSON line to $KUBEADM_STANDIN_LOG and implements
+``kubeadm certs renew <name> --cert-dir DIR [--config FILE]`` with the collection's Python
+backend (forced, as kubeadm renews unconditionally; kubeconfigs in DIR/..), so that the module's
+kubeadm backend can read a real result back.  $KUBEADM_STANDIN_FAIL=<name> makes that renewal
+fail the way kubeadm does (message on stderr, exit status 1).
+"""
+import json
+import os
+import sys
+
+
+def main(argv):
+    with open(os.environ["KUBEADM_STANDIN_LOG"], "a") as log:
+        log.write(json.dumps(argv) + "\n")
+    if argv[:2] != ["certs", "renew"] or len(argv) < 3:
+        sys.stderr.write("stand-in supports only 'certs renew <name>'\n")
+        return 2
+    name = argv[2]
+    options = dict(zip(argv[3::2], argv[4::2]))
+    cert_dir = options.get("--cert-dir", "/etc/kubernetes/pki")
+    if os.environ.get("KUBEADM_STANDIN_FAIL") == name:
+        sys.stderr.write("error execution phase certs/renew: failed to renew certificate %s: simulated\n" % name)
+        return 1
+    sys.path.insert(0, os.environ["KUBEADM_STANDIN_COLLECTIONS"])
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
+    result = renew.renew_certificates(pki_dir=cert_dir, kubeconfig_dir=os.path.dirname(cert_dir.rstrip("/")),
+                                      certs=[name], force=True, backup_dir=os.environ["KUBEADM_STANDIN_BACKUPS"])
+    print("[renew] %s renewed" % ", ".join(r["name"] for r in result["renewed"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
