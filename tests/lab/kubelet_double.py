@@ -383,7 +383,7 @@ class StaticPod(object):
         containers = [c.status() for c in self.containers]
         running = any(c["state"] == "running" or c["restart_count"] for c in containers)
         return dict(name=self.name, namespace=self.namespace, node=self.double.node_name, uid=self.uid,
-                    manifest_file=self.manifest_file, image=containers[0]["image"] if containers else None,
+                    manifest_file=self.manifest_file, manifest_sha256=self.digest, image=containers[0]["image"] if containers else None,
                     containers=containers, phase="Running" if running else "Pending", created=self.created)
 
 

@@ -44,6 +44,9 @@ DEFAULT_ENDPOINT = {
 }
 # etcd grew /livez and /readyz in 3.5.11; kubeadm probes them from then on.
 ETCD_LIVEZ_SINCE = (3, 5, 11)
+# /health honours serializable=true only from 3.5.3 (etcd PR 13706); older members answer
+# "RAFT NO LEADER" without quorum whatever the query says (measured on 3.5.1 in the lab).
+ETCD_SERIALIZABLE_HEALTH_SINCE = (3, 5, 3)
 # A component that needs longer than this to come up gets killed in a loop without a startupProbe.
 SLOW_STARTING = COMPONENTS
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
@@ -240,8 +243,17 @@ def audit_probe(container, kind, component=None, version=None, manifest_files=No
                     "The liveness probe checks %s without exclude=NOSPACE: one NOSPACE alarm (the cluster's "
                     "quota is full, raised on every member at once) makes /health fail everywhere and kubelet "
                     "kills every member in turn, turning a full database into a full outage." % path))
-            if kind == "liveness" and (path.startswith("/readyz") or
-                                       (path.startswith("/health") and "serializable=true" not in path)):
+            old_etcd = version is not None and version < ETCD_SERIALIZABLE_HEALTH_SINCE
+            if kind == "liveness" and path.startswith("/health") and "serializable=true" in path and old_etcd:
+                findings.append(_finding(
+                    "etcd-health-ignores-serializable", "critical",
+                    "The liveness probe asks %s, but etcd %s ignores serializable=true (honoured from 3.5.3): "
+                    "without quorum /health answers 'RAFT NO LEADER', so losing two members of three still makes "
+                    "kubelet kill the third. kubeadm ships this probe for this version anyway. Upgrade etcd to "
+                    "3.5.3 or later; until then remove the liveness probe (state=absent) or probe a local-only "
+                    "endpoint." % (path, ".".join(str(v) for v in version))))
+            elif kind == "liveness" and (path.startswith("/readyz") or
+                                         (path.startswith("/health") and "serializable=true" not in path)):
                 findings.append(_finding(
                     "liveness-needs-quorum", "critical",
                     "The liveness probe %s answers false when the member has no leader or no quorum, so "
