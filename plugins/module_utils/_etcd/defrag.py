@@ -28,6 +28,7 @@ DEFAULT_OPTIONS = dict(
 TOLERATED_ALARMS = ("NOSPACE",)
 # etcd raises NOSPACE again at once if the database is still near its quota.
 DISARM_MAX_QUOTA_USAGE = 0.9
+COMMIT_SETTLE_SECONDS = 0.5
 
 
 def options_with_defaults(options):
@@ -276,6 +277,9 @@ class RollingDefrag(object):
             plan_defrag(states, self.options)  # the preflight raises before anything changes
             if len(voting(states)) > 1 or self.options["force_single"]:
                 self.result["compacted_revision"] = self._compact(states)
+                # Compacted pages show as free only after each member's next backend commit
+                # (batch interval 100 ms, on the next write).
+                self.sleep(COMMIT_SETTLE_SECONDS)
                 states = self._states()
         plan = plan_defrag(states, self.options)
         self.result["plan"] = list(plan["order"])
