@@ -33,6 +33,31 @@ def _client_of(target, timeout=60):
     return target, False
 
 
+def fill(target, mib, value_size=64 * 1024, threads=4, prefix="/fill/"):
+    """Write ``mib`` MiB of live data under ``prefix`` in multi-put transactions from several threads."""
+    client, own = _client_of(target)
+    try:
+        _write_batches(client, mib, value_size, threads, prefix)
+    finally:
+        if own:
+            client.close()
+
+
+def _write_batches(client, mib, value_size, threads, prefix):
+    per_txn = max(1, min(TXN_MAX_OPS, TXN_BYTES // value_size))
+    total = max(1, (mib * MIB) // value_size)
+    batches = [range(start, min(total, start + per_txn)) for start in range(0, total, per_txn)]
+    value = os.urandom(value_size)
+
+    def write(batch):
+        ops = [client.transactions.put("%s%08d" % (prefix, i), value) for i in batch]
+        client.transaction(compare=[], success=ops, failure=[])
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(write, batches))
+    return total
+
+
 def fragment(target, mib, value_size=64 * 1024, threads=4, prefix="/fragment/"):
     """Write ``mib`` MiB under ``prefix``, delete it, compact to the current revision (physical).
 
@@ -41,17 +66,7 @@ def fragment(target, mib, value_size=64 * 1024, threads=4, prefix="/fragment/"):
     client, own = _client_of(target)
     started = time.monotonic()
     try:
-        per_txn = max(1, min(TXN_MAX_OPS, TXN_BYTES // value_size))
-        total = max(1, (mib * MIB) // value_size)
-        batches = [range(start, min(total, start + per_txn)) for start in range(0, total, per_txn)]
-        value = os.urandom(value_size)  # incompressible is irrelevant to bbolt; one buffer is enough
-
-        def write(batch):
-            ops = [client.transactions.put("%s%08d" % (prefix, i), value) for i in batch]
-            client.transaction(compare=[], success=ops, failure=[])
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(write, batches))
+        total = _write_batches(client, mib, value_size, threads, prefix)
         client.delete_prefix(prefix)
         revision = client.get_response("/").header.revision
         client.compact(revision, physical=True)
@@ -65,7 +80,7 @@ def fragment(target, mib, value_size=64 * 1024, threads=4, prefix="/fragment/"):
 
 def _wait_pages_freed(target, client, threshold, timeout=60):
     """Compaction frees pages only at the next backend commit of each member: write until every
-    member reports its in-use size below ``threshold``."""
+    member reports at least ``threshold`` bytes free (db_size - db_size_in_use)."""
     from etcd3 import etcdrpc
 
     from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import parse_status
@@ -75,12 +90,12 @@ def _wait_pages_freed(target, client, threshold, timeout=60):
     try:
         while time.monotonic() < deadline:
             client.put("/fragment-commit", str(time.monotonic()))
-            in_use = [parse_status(c.maintenancestub.Status(etcdrpc.StatusRequest(), timeout=10))["db_size_in_use"]
-                      for c in clients]
-            if all(size is not None and size < threshold for size in in_use):
+            statuses = [parse_status(c.maintenancestub.Status(etcdrpc.StatusRequest(), timeout=10)) for c in clients]
+            free = [s["db_size"] - (s["db_size_in_use"] or s["db_size"]) for s in statuses]
+            if all(f >= threshold for f in free):
                 return
             time.sleep(0.2)
-        raise RuntimeError("compacted pages were not freed within %ss: in use %s" % (timeout, in_use))
+        raise RuntimeError("compacted pages were not freed within %ss: free bytes %s" % (timeout, free))
     finally:
         for other in clients:
             if other is not client:
