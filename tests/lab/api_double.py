@@ -167,6 +167,8 @@ class Cluster(object):
             self.kube_proxy_image = "%s/kube-proxy:%s" % (image_repository, self.api_version)
         self.healthy = healthy
         self.expect = expect or {}
+        # Output of binaries on the host running the module ({name: stdout}); tests install them as scripts.
+        self.host_binaries = {}
 
     @classmethod
     def from_dict(cls, data, name="lab"):
@@ -183,8 +185,10 @@ class Cluster(object):
                 etcd_version=data.get("etcd_version", DEFAULT_ETCD)))
             if spec:
                 raise ValueError("fixture %s: unknown node keys %s" % (name, sorted(spec)))
-        return cls(nodes, api_version=data.get("api_version"), kube_proxy_image=data.get("kube_proxy_image"),
-                   healthy=data.get("healthy", True), name=name, expect=data.get("expect"), image_repository=repo)
+        cluster = cls(nodes, api_version=data.get("api_version"), kube_proxy_image=data.get("kube_proxy_image"),
+                      healthy=data.get("healthy", True), name=name, expect=data.get("expect"), image_repository=repo)
+        cluster.host_binaries = dict(data.get("host_binaries") or {})
+        return cluster
 
     @classmethod
     def load(cls, name_or_path):

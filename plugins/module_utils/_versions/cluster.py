@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright: cplane.kubeadm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Gathering component versions through the Kubernetes API into the inventory skew.py evaluates.
+
+Nodes and pods are listed in pages (``limit``/``continue``) and read as plain JSON: a check needs
+five fields of each Node, and building the client's full models for thousands of nodes costs
+several times the time and memory (docs/benchmarks/node_version_check.md).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.cplane.kubeadm.plugins.module_utils._versions.skew import (
+    CONTROL_PLANE_COMPONENTS, KUBE_PROXY, image_version)
+
+NAMESPACE = "kube-system"
+ROLE_PREFIX = "node-role.kubernetes.io/"
+# kubeadm labels its static pods component=<name>, tier=control-plane.
+CONTROL_PLANE_SELECTOR = "tier=control-plane"
+
+
+def list_pages(client, what, function, page_size, *args, **kwargs):
+    """Every item of a paginated list call, one page in memory at a time."""
+    token = None
+    while True:
+        page = client.raw(what, function, *args, limit=page_size, _continue=token, **kwargs)
+        for item in page.get("items") or []:
+            yield item
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def summarize_node(node):
+    """The few fields of a v1 Node the skew check needs."""
+    metadata = node.get("metadata") or {}
+    status = node.get("status") or {}
+    info = status.get("nodeInfo") or {}
+    labels = metadata.get("labels") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return {
+        "name": metadata.get("name"),
+        "roles": sorted(key[len(ROLE_PREFIX):] for key in labels if key.startswith(ROLE_PREFIX)),
+        "ready": ready,
+        "kubelet": info.get("kubeletVersion") or None,
+        # Reported by the kubelet, deprecated and left empty since 1.31: then the DaemonSet image counts.
+        "kube_proxy": info.get("kubeProxyVersion") or None,
+        "kube_proxy_source": "node" if info.get("kubeProxyVersion") else None,
+        "control_plane": {},
+        "restarts": {},
+    }
+
+
+def summarize_static_pod(pod):
+    """(node, component, version, image, restarts) of a kubeadm static pod, or None for other pods."""
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers") or []
+    component = (metadata.get("labels") or {}).get("component") or (containers[0].get("name") if containers else None)
+    if component not in CONTROL_PLANE_COMPONENTS:
+        return None
+    image = next((c.get("image") for c in containers if c.get("name") == component), None) or \
+        (containers[0].get("image") if containers else None)
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    running = next((s for s in statuses if s.get("name") == component), None)
+    restarts = int(running.get("restartCount", 0)) if running else 0
+    return spec.get("nodeName"), component, image_version(image), image, restarts
+
+
+def gather_cluster(client, page_size=500):
+    """The inventory of a cluster: /version, every node, the static control-plane pods, the kube-proxy DaemonSet."""
+    api_server = client.call("reading the API server version", client.version().get_code).git_version
+    core = client.core()
+    nodes = [summarize_node(n) for n in list_pages(client, "listing nodes", core.list_node, page_size)]
+    by_name = dict((node["name"], node) for node in nodes)
+    images = {}
+    for pod in list_pages(client, "listing control-plane pods in %s" % NAMESPACE, core.list_namespaced_pod, page_size,
+                          NAMESPACE, label_selector=CONTROL_PLANE_SELECTOR):
+        found = summarize_static_pod(pod)
+        if not found or found[0] not in by_name:
+            continue
+        node, component, version, image, restarts = found
+        by_name[node]["control_plane"][component] = version
+        by_name[node]["restarts"][component] = restarts
+        images.setdefault(component, {})[node] = image
+    daemonsets = client.raw("reading the %s DaemonSet" % KUBE_PROXY, client.apps().list_namespaced_daemon_set, NAMESPACE,
+                            field_selector="metadata.name=%s" % KUBE_PROXY).get("items") or []
+    daemonset_version = None
+    if daemonsets:
+        containers = (((daemonsets[0].get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        image = next((c.get("image") for c in containers if c.get("name") == KUBE_PROXY), None)
+        daemonset_version = image_version(image)
+    return {"api_server": api_server, "nodes": nodes, "kube_proxy_daemonset": daemonset_version, "local": {},
+            "images": images}
