@@ -25,7 +25,7 @@ description:
     O(name_prefix) are ever deleted; other files in O(dest) are left alone.
   - A snapshot is a new file on every run, so the module always reports C(changed=true) when it
     takes one (it is not idempotent by nature).
-author: cplane.kubeadm contributors
+author: cplane.kubeadm contributors (@cplane)
 extends_documentation_fragment:
   - cplane.kubeadm.etcd_connection
   - cplane.kubeadm.attributes
@@ -38,6 +38,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: When run again with the same parameters, the module reports no change.
     support: none
     details:
       - Every run that is not in check mode writes a new snapshot.

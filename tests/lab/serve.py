@@ -17,7 +17,8 @@ import time
 
 import yaml
 
-from tests.conftest import ROOT  # noqa: F401  (makes ansible_collections.cplane.kubeadm importable)
+# makes ansible_collections.cplane.kubeadm importable
+import tests.conftest  # noqa: F401  pylint: disable=unused-import
 from tests.lab.etcd_cluster import EtcdLab
 
 STATE = "lab.json"

@@ -117,8 +117,7 @@ class BoltFile(object):
             flags, count, data = self.page(root)
         for kind, item in self._node_items(flags, count, data):
             if kind == "branch":
-                for entry in self.items(item, depth=depth + 1):
-                    yield entry
+                yield from self.items(item, depth=depth + 1)
             else:
                 yield item
 

@@ -218,7 +218,7 @@ def find_etcdutl(etcdutl_path=None, warnings=None):
 
 def _etcdutl_problem(path):
     try:
-        proc = subprocess.run([path, "version"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run([path, "version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if proc.returncode != 0:
@@ -230,7 +230,7 @@ def etcdutl_status(etcdutl, raw_path, timeout=600):
     """``etcdutl snapshot status -w json``: also walks every bolt page (tx.Check)."""
     try:
         proc = subprocess.run([etcdutl, "snapshot", "status", "-w", "json", raw_path],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise OperationFailed("running %s snapshot status failed: %s" % (etcdutl, exc))
     if proc.returncode != 0:
@@ -430,4 +430,3 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
         _fsync_dir(dest)
     result.update(size=os.path.getsize(path), sha256=sha256, duration_s=round(time.monotonic() - started, 3))
     return result
-
