@@ -102,7 +102,7 @@ seealso:
     description: Why kubeadm probes /livez and /readyz (kubeadm issue 3039).
     link: https://github.com/kubernetes/kubeadm/issues/3039
 author:
-  - cplane.kubeadm contributors
+  - cplane.kubeadm contributors (@cplane-kubeadm)
 """
 
 EXAMPLES = r"""
