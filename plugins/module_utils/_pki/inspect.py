@@ -91,9 +91,19 @@ def load_certificate(path):
     return parse_certificate(read_file(path, "certificate"), path)
 
 
+def _load_pem_key(data):
+    # The RSA consistency check (primality of p and q) costs ~100 ms per key and proves nothing we
+    # rely on: pairs are matched by public key, and every certificate signed with a CA key is
+    # verified against the CA certificate before it is written.
+    try:
+        return serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except TypeError:  # cryptography < 39 has no such parameter
+        return serialization.load_pem_private_key(data, password=None)
+
+
 def parse_private_key(data, source):
     try:
-        return serialization.load_pem_private_key(data, password=None)
+        return _load_pem_key(data)
     except (ValueError, TypeError):
         # The exception text can echo parts of the input; say only which file is bad.
         raise InputError("%s is not an unencrypted PEM private key (corrupt, encrypted or of an unsupported type). "

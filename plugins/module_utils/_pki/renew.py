@@ -229,6 +229,9 @@ def renew_certificate(old_cert, old_key_pem, ca_cert, ca_key, not_before, not_af
     builder = builder.add_extension(aki, critical=False)
     algorithm = None if isinstance(ca_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     cert = builder.sign(ca_key, algorithm)
+    if not pki.signed_by(cert, ca_cert):
+        raise InputError("the CA key that should sign %s produced a signature its CA certificate does not verify: "
+                         "the CA key is damaged. Restore the CA pair from a backup." % old_cert.subject.rfc4514_string())
     return cert, encode_key_like(key, old_key_pem)
 
 
