@@ -26,13 +26,13 @@ description:
     leader is defragmented. Before each member every member that was healthy at preflight must still be healthy;
     after each member the module waits until it is healthy and has applied up to the leader's applied index,
     then pauses O(pause_seconds).
-  - B(Failure.) The run stops at the first failure: later members are not touched, the message names the member,
+  - B(Failure.) The run stops at the first failure. Later members are not touched, the message names the member,
     and the result still lists what was done.
   - O(compact=true) first compacts the keyspace history to the current revision (physically), which turns
     superseded revisions into free pages for defragmentation to give back.
   - O(disarm_nospace=true) disarms C(NOSPACE) alarms afterwards, only when every member's database is below
     90% of its quota (otherwise etcd would raise the alarm again at once).
-author: cplane.kubeadm contributors
+author: cplane.kubeadm contributors (@cplane)
 extends_documentation_fragment:
   - cplane.kubeadm.etcd_connection
   - cplane.kubeadm.attributes
@@ -45,6 +45,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: When run again with the same parameters, the module reports no change.
     support: full
     details:
       - A second run finds no member above the thresholds and changes nothing (unless O(force)).

@@ -21,7 +21,7 @@ description:
     (which needs a working quorum); learners are checked with a serializable read.
   - Fails only when no endpoint answers or the TLS files are unusable; an unreachable member is
     reported with RV(members[].healthy=false) and the reason in RV(members[].error).
-author: cplane.kubeadm contributors
+author: cplane.kubeadm contributors (@cplane)
 extends_documentation_fragment:
   - cplane.kubeadm.etcd_connection
   - cplane.kubeadm.attributes

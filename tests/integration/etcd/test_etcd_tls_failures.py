@@ -49,8 +49,8 @@ def test_expired_client_cert(shared_etcd1, tmp_path):
     expired = pki.issue(shared_etcd1.cas.etcd_ca, "kube-etcd-healthcheck-client", key_type="ecdsa",
                         not_before=past - datetime.timedelta(days=365), not_after=past)
     pki.write_pair(str(tmp_path), "client.crt", "client.key", expired)
-    result = _fail("etcd_member_info", shared_etcd1.connection_args(client_cert=str(tmp_path / "client.crt"),
-                                                                     client_key=str(tmp_path / "client.key")))
+    args = shared_etcd1.connection_args(client_cert=str(tmp_path / "client.crt"), client_key=str(tmp_path / "client.key"))
+    result = _fail("etcd_member_info", args)
     assert "%s" % (tmp_path / "client.crt") in result["msg"] and "expired on" in result["msg"]
     assert "kubeadm certs renew" in result["msg"]
 
