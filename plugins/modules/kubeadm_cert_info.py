@@ -40,7 +40,7 @@ options:
     type: int
     default: 365
 author:
-  - cplane.kubeadm maintainers
+  - cplane.kubeadm contributors (@cplane)
 seealso:
   - module: cplane.kubeadm.kubeadm_cert_renew
 """
@@ -64,32 +64,32 @@ certificates:
   type: list
   elements: dict
   contains:
-    name: {description: kubeadm name (as in C(kubeadm certs renew)), type: str, sample: apiserver}
-    kind: {description: C(file) or C(kubeconfig) (certificate embedded in a kubeconfig)., type: str}
-    path: {description: Certificate file or kubeconfig., type: str}
-    key_path: {description: Private key file (the kubeconfig for embedded certificates)., type: str}
-    missing: {description: The file does not exist on this node., type: bool}
-    ca: {description: Name of the issuing CA (C(ca), C(etcd-ca), C(front-proxy-ca))., type: str}
-    externally_managed: {description: The issuing CA's key is absent, so kubeadm (and this collection) cannot renew it., type: bool}
-    restart: {description: Static pods that must restart to load a renewed certificate., type: list, elements: str}
-    subject: {description: Subject (RFC 4514)., type: str, returned: when present}
-    common_name: {description: Subject common name., type: str, returned: when present}
-    organizations: {description: Subject organizations., type: list, elements: str, returned: when present}
-    issuer: {description: Issuer (RFC 4514)., type: str, returned: when present}
-    dns_names: {description: DNS SANs., type: list, elements: str, returned: when present}
-    ip_addresses: {description: IP SANs., type: list, elements: str, returned: when present}
-    extended_key_usages: {description: Extended key usages., type: list, elements: str, returned: when present}
-    key_type: {description: C(RSA), C(ECDSA) or C(Ed25519)., type: str, returned: when present}
-    key_size: {description: Key size in bits., type: int, returned: when present}
-    serial: {description: Serial number in hex., type: str, returned: when present}
-    not_before: {description: Start of validity (UTC, ISO 8601)., type: str, returned: when present}
-    not_after: {description: End of validity (UTC, ISO 8601)., type: str, returned: when present, sample: "2027-11-25T17:56:37Z"}
-    residual_seconds: {description: Seconds until expiry (negative once expired)., type: int, returned: when present}
-    days_left: {description: Whole days until expiry (negative once expired)., type: int, returned: when present}
+    name: {description: "kubeadm name (as in C(kubeadm certs renew))", type: str, sample: apiserver}
+    kind: {description: "C(file) or C(kubeconfig) (certificate embedded in a kubeconfig).", type: str}
+    path: {description: "Certificate file or kubeconfig.", type: str}
+    key_path: {description: "Private key file (the kubeconfig for embedded certificates).", type: str}
+    missing: {description: "The file does not exist on this node.", type: bool}
+    ca: {description: "Name of the issuing CA (C(ca), C(etcd-ca), C(front-proxy-ca)).", type: str}
+    externally_managed: {description: "The issuing CA's key is absent, so kubeadm (and this collection) cannot renew it.", type: bool}
+    restart: {description: "Static pods that must restart to load a renewed certificate.", type: list, elements: str}
+    subject: {description: "Subject (RFC 4514).", type: str, returned: when present}
+    common_name: {description: "Subject common name.", type: str, returned: when present}
+    organizations: {description: "Subject organizations.", type: list, elements: str, returned: when present}
+    issuer: {description: "Issuer (RFC 4514).", type: str, returned: when present}
+    dns_names: {description: "DNS SANs.", type: list, elements: str, returned: when present}
+    ip_addresses: {description: "IP SANs.", type: list, elements: str, returned: when present}
+    extended_key_usages: {description: "Extended key usages.", type: list, elements: str, returned: when present}
+    key_type: {description: "C(RSA), C(ECDSA) or C(Ed25519).", type: str, returned: when present}
+    key_size: {description: "Key size in bits.", type: int, returned: when present}
+    serial: {description: "Serial number in hex.", type: str, returned: when present}
+    not_before: {description: "Start of validity (UTC, ISO 8601).", type: str, returned: when present}
+    not_after: {description: "End of validity (UTC, ISO 8601).", type: str, returned: when present, sample: "2027-11-25T17:56:37Z"}
+    residual_seconds: {description: "Seconds until expiry (negative once expired).", type: int, returned: when present}
+    days_left: {description: "Whole days until expiry (negative once expired).", type: int, returned: when present}
     residual_time: {description: "kubeadm's RESIDUAL TIME column (C(364d), C(9y), C(<invalid>))", type: str, returned: when present}
-    expired: {description: The certificate has expired., type: bool, returned: when present}
-    signed_by_ca: {description: The certificate is signed by the CA in O(pki_dir)., type: bool, returned: when present}
-    error: {description: Why the file could not be read (it is also reported as a warning)., type: str, returned: when unreadable}
+    expired: {description: "The certificate has expired.", type: bool, returned: when present}
+    signed_by_ca: {description: "The certificate is signed by the CA in O(pki_dir).", type: bool, returned: when present}
+    error: {description: "Why the file could not be read (it is also reported as a warning).", type: str, returned: when unreadable}
 certificate_authorities:
   description: The three kubeadm CAs with the same facts as RV(certificates) (without C(ca) and C(restart)).
   returned: always
@@ -111,6 +111,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
 
@@ -125,6 +126,8 @@ def main():
     )
     if not pki.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR)
+    if not kubeconfigs.HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=kubeconfigs.YAML_IMPORT_ERROR)
     p = module.params
     try:
         result = pki.scan(p["pki_dir"], p["kubeconfig_dir"], p["kubelet_pki_dir"], p["warn_days"], p["validity_days"])

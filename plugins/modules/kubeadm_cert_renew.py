@@ -84,7 +84,7 @@ options:
     description: A kubeadm configuration file passed as C(--config) with O(backend=kubeadm).
     type: path
 author:
-  - cplane.kubeadm maintainers
+  - cplane.kubeadm contributors (@cplane)
 seealso:
   - module: cplane.kubeadm.kubeadm_cert_info
   - name: kubeadm certificate management
@@ -116,17 +116,17 @@ renewed:
   type: list
   elements: dict
   contains:
-    name: {description: kubeadm name., type: str, sample: etcd-server}
-    path: {description: Certificate file or kubeconfig., type: str}
-    key_path: {description: Key file (file certificates only)., type: str, returned: for file certificates}
-    ca: {description: Issuing CA., type: str}
-    old_serial: {description: Serial of the replaced certificate (hex)., type: str}
-    new_serial: {description: Serial of the new certificate (hex)., type: str, returned: unless check mode}
-    old_not_after: {description: Expiry of the replaced certificate., type: str}
-    new_not_after: {description: Expiry of the new certificate., type: str, sample: "2027-11-25T17:56:37Z"}
-    capped_at_ca_expiry: {description: The validity was shortened to the CA's expiry., type: bool}
-    restart: {description: Static pods that must restart to load it., type: list, elements: str}
-    backups: {description: Backup copies of the replaced files., type: list, elements: str, returned: unless check mode}
+    name: {description: "kubeadm name.", type: str, sample: etcd-server}
+    path: {description: "Certificate file or kubeconfig.", type: str}
+    key_path: {description: "Key file (file certificates only).", type: str, returned: for file certificates}
+    ca: {description: "Issuing CA.", type: str}
+    old_serial: {description: "Serial of the replaced certificate (hex).", type: str}
+    new_serial: {description: "Serial of the new certificate (hex).", type: str, returned: unless check mode}
+    old_not_after: {description: "Expiry of the replaced certificate.", type: str}
+    new_not_after: {description: "Expiry of the new certificate.", type: str, sample: "2027-11-25T17:56:37Z"}
+    capped_at_ca_expiry: {description: "The validity was shortened to the CA's expiry.", type: bool}
+    restart: {description: "Static pods that must restart to load it.", type: list, elements: str}
+    backups: {description: "Backup copies of the replaced files.", type: list, elements: str, returned: unless check mode}
 skipped:
   description: Certificates not renewed, each with the reason (not due, missing, externally managed CA, CA expired).
   returned: always
@@ -158,6 +158,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
@@ -178,6 +179,8 @@ def main():
     )
     if not pki.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR)
+    if not kubeconfigs.HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=kubeconfigs.YAML_IMPORT_ERROR)
     p = module.params
     kubeadm_path = p["kubeadm_path"]
     if p["backend"] == "kubeadm" and not module.check_mode:
@@ -187,7 +190,7 @@ def main():
             pki_dir=p["pki_dir"], kubeconfig_dir=p["kubeconfig_dir"], certs=p["certs"],
             renew_before_days=p["renew_before_days"], force=p["force"], validity_days=p["validity_days"],
             backup_dir=p["backup_dir"], check_mode=module.check_mode, backend=p["backend"], kubeadm_path=kubeadm_path,
-            kubeadm_config=p["kubeadm_config"], run_command=lambda cmd: module.run_command(cmd))
+            kubeadm_config=p["kubeadm_config"], run_command=module.run_command)
         after = pki.scan(p["pki_dir"], p["kubeconfig_dir"], validity_days=p["validity_days"])
     except CplaneError as err:
         fail_from(module, err)

@@ -229,7 +229,7 @@ def leaf_paths(name, pki_dir, kubeconfig_dir):
 def load_leaf(name, pki_dir, kubeconfig_dir):
     """The certificate of table entry ``name``; kubeconfigs are parsed for their user's credentials."""
     spec = table.CERTIFICATES[name]
-    cert_path, _ = leaf_paths(name, pki_dir, kubeconfig_dir)
+    cert_path = leaf_paths(name, pki_dir, kubeconfig_dir)[0]
     if spec["kind"] == "kubeconfig":
         embedded = kubeconfigs.load(cert_path)
         return parse_certificate(embedded.certificate_pem, "client-certificate-data of user %r in %s"

@@ -14,8 +14,16 @@ __metaclass__ = type
 
 import base64
 import binascii
+import traceback
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 

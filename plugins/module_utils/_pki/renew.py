@@ -297,8 +297,8 @@ def _diff(items):
             continue
         before.append("%s: serial %X, notAfter %s\n" % (item.name, item.cert.serial_number, pki.isoformat(pki.not_after(item.cert))))
         serial = "%X" % item.new_cert.serial_number if item.new_cert is not None else "(new)"
-        after.append("%s: serial %s, notAfter %s%s\n" % (item.name, serial, pki.isoformat(item.new_not_after),
-                                                        " (capped at CA expiry)" if item.capped else ""))
+        capped = " (capped at CA expiry)" if item.capped else ""
+        after.append("%s: serial %s, notAfter %s%s\n" % (item.name, serial, pki.isoformat(item.new_not_after), capped))
     return {"before": "".join(before), "after": "".join(after)}
 
 

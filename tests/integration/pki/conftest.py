@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from tests.conftest import COLLECTIONS_ROOT
-from tests.unit.pki.conftest import pki_template, tree  # noqa: F401  (shared fixtures)
+# The unit tests' tree fixtures, shared.
+from tests.unit.pki.conftest import pki_template, tree  # noqa: F401  # pylint: disable=unused-import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

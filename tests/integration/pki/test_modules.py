@@ -106,7 +106,7 @@ def test_kubeadm_backend_runs_kubeadm_and_reads_the_result_back(tree, kubeadm_st
                                                         kubeadm_config="/etc/kubeadm.yaml"),
                         env=kubeadm_standin.env)
     assert result["failed"] is False, result.get("msg")
-    expected = [n for n in ("apiserver", "etcd-server", "admin.conf", "controller-manager.conf")]
+    expected = ["apiserver", "etcd-server", "admin.conf", "controller-manager.conf"]
     assert kubeadm_standin.calls() == [["certs", "renew", name, "--cert-dir", tree.pki_dir, "--config", "/etc/kubeadm.yaml"]
                                        for name in expected]
     assert [r["name"] for r in result["renewed"]] == expected

@@ -85,7 +85,7 @@ def openssl_subject(pem_bytes):
 
 
 def openssl_verify(ca_path, cert_path):
-    return subprocess.run(["openssl", "verify", "-CAfile", ca_path, cert_path], capture_output=True, text=True)
+    return subprocess.run(["openssl", "verify", "-CAfile", ca_path, cert_path], capture_output=True, text=True, check=False)
 
 
 def kubeconfig_credentials(path):
