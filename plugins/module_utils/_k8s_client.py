@@ -234,14 +234,27 @@ class KubeClient(object):
         self.close()
         return False
 
-    def core(self):
-        return k8s_client.CoreV1Api(self.api_client)
+    def get(self, what, path, **query):
+        """GET ``path`` with ``query`` (None values left out); the decoded JSON body as plain dicts.
 
-    def apps(self):
-        return k8s_client.AppsV1Api(self.api_client)
-
-    def version(self):
-        return k8s_client.VersionApi(self.api_client)
+        Modules read through this rather than the generated API classes: importing CoreV1Api
+        alone builds thousands of pydantic validators (about a second of CPU), and building
+        the client's models for thousands of nodes costs far more time and memory than the few
+        fields a check needs (docs/benchmarks/node_version_check.md).
+        """
+        params = [(key, value) for key, value in sorted(query.items()) if value is not None]
+        method, url, headers, body, post = self.api_client.param_serialize(
+            "GET", path, query_params=params, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = self.call(what, self.api_client.call_api, method, url, header_params=headers, body=body,
+                             post_params=post)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise self._status_error(what, response.status, response.reason, data)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise OperationFailed("%s: the API server at %s sent a body that is not JSON; is %s a Kubernetes API server?"
+                                  % (what, self.host, self.host))
 
     def call(self, what, function, *args, **kwargs):
         """``function(*args, **kwargs)``; failures become ConnectionFailure/OperationFailed naming ``what``."""
@@ -249,36 +262,19 @@ class KubeClient(object):
         try:
             return function(*args, **kwargs)
         except ApiException as error:
-            raise self._api_error(what, error)
+            raise self._status_error(what, error.status, error.reason, error.body)
         except urllib3.exceptions.HTTPError as error:
             raise self._transport_error(what, error)
         except (OSError, ValueError) as error:
             # ssl.SSLError is an OSError: a client key that does not load, a CA file that is not PEM.
             raise self._transport_error(what, error)
 
-    def raw(self, what, function, *args, **kwargs):
-        """Like call(), with ``_preload_content=False``: the decoded JSON body as plain dicts.
-
-        Large lists are read this way: building the client's pydantic models for thousands of
-        nodes costs far more time and memory than the few fields a check needs.
-        """
-        kwargs["_preload_content"] = False
-        response = self.call(what, function, *args, **kwargs)
-        try:
-            return json.loads(response.data)
-        except ValueError:
-            raise OperationFailed("%s: the API server at %s sent a body that is not JSON; is %s really a Kubernetes API server?"
-                                  % (what, self.host, self.host))
-        finally:
-            response.release_conn()
-
-    def _api_error(self, what, error):
-        status = error.status
+    def _status_error(self, what, status, reason, body):
         message = ""
         try:
-            message = json.loads(error.body or "{}").get("message", "")
-        except (ValueError, AttributeError):
-            message = (error.reason or "")
+            message = json.loads(body or "{}").get("message", "")
+        except (ValueError, AttributeError, TypeError):
+            message = reason or ""
         message = redact(message, self._secrets)
         if status == 401:
             return ConnectionFailure("%s: the API server at %s rejected the credentials from %s (401 Unauthorized). The client "
@@ -288,7 +284,7 @@ class KubeClient(object):
             return OperationFailed("%s: forbidden (403) for the user in %s: %s. Use a kubeconfig whose user may read nodes and "
                                    "kube-system pods (kubeadm's admin.conf)." % (what, self.source, message))
         return OperationFailed("%s: the API server at %s answered %s %s%s." % (
-            what, self.host, status, error.reason or "", (": " + message) if message else ""))
+            what, self.host, status, reason or "", (": " + message) if message else ""))
 
     def _transport_error(self, what, error):
         reason = getattr(error, "reason", None) or error

@@ -5,7 +5,7 @@
 
 Nodes and pods are listed in pages (``limit``/``continue``) and read as plain JSON: a check needs
 five fields of each Node, and building the client's full models for thousands of nodes costs
-several times the time and memory (docs/benchmarks/node_version_check.md).
+about twice the time and memory (docs/benchmarks/node_version_check.md).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,11 +21,11 @@ ROLE_PREFIX = "node-role.kubernetes.io/"
 CONTROL_PLANE_SELECTOR = "tier=control-plane"
 
 
-def list_pages(client, what, function, page_size, *args, **kwargs):
-    """Every item of a paginated list call, one page in memory at a time."""
+def list_pages(client, what, path, page_size, **query):
+    """Every item of a paginated list, one page in memory at a time."""
     token = None
     while True:
-        page = client.raw(what, function, *args, limit=page_size, _continue=token, **kwargs)
+        page = client.get(what, path, limit=page_size, **dict(query, **{"continue": token}))
         for item in page.get("items") or []:
             yield item
         token = (page.get("metadata") or {}).get("continue")
@@ -71,13 +71,12 @@ def summarize_static_pod(pod):
 
 def gather_cluster(client, page_size=500):
     """The inventory of a cluster: /version, every node, the static control-plane pods, the kube-proxy DaemonSet."""
-    api_server = client.call("reading the API server version", client.version().get_code).git_version
-    core = client.core()
-    nodes = [summarize_node(n) for n in list_pages(client, "listing nodes", core.list_node, page_size)]
+    api_server = client.get("reading the API server version", "/version").get("gitVersion")
+    nodes = [summarize_node(n) for n in list_pages(client, "listing nodes", "/api/v1/nodes", page_size)]
     by_name = dict((node["name"], node) for node in nodes)
     images = {}
-    for pod in list_pages(client, "listing control-plane pods in %s" % NAMESPACE, core.list_namespaced_pod, page_size,
-                          NAMESPACE, label_selector=CONTROL_PLANE_SELECTOR):
+    for pod in list_pages(client, "listing control-plane pods in %s" % NAMESPACE, "/api/v1/namespaces/%s/pods" % NAMESPACE,
+                          page_size, labelSelector=CONTROL_PLANE_SELECTOR):
         found = summarize_static_pod(pod)
         if not found or found[0] not in by_name:
             continue
@@ -85,8 +84,8 @@ def gather_cluster(client, page_size=500):
         by_name[node]["control_plane"][component] = version
         by_name[node]["restarts"][component] = restarts
         images.setdefault(component, {})[node] = image
-    daemonsets = client.raw("reading the %s DaemonSet" % KUBE_PROXY, client.apps().list_namespaced_daemon_set, NAMESPACE,
-                            field_selector="metadata.name=%s" % KUBE_PROXY).get("items") or []
+    daemonsets = client.get("reading the %s DaemonSet" % KUBE_PROXY, "/apis/apps/v1/namespaces/%s/daemonsets" % NAMESPACE,
+                            fieldSelector="metadata.name=%s" % KUBE_PROXY).get("items") or []
     daemonset_version = None
     if daemonsets:
         containers = (((daemonsets[0].get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
