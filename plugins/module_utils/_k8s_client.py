@@ -323,4 +323,3 @@ class KubeClient(object):
         return ConnectionFailure("%s: cannot reach the API server at %s (%s). Check that kube-apiserver is running on the "
                                  "control plane (crictl ps --name kube-apiserver) and that the server address in %s is right."
                                  % (what, self.host, text, self.source))
-

@@ -58,7 +58,7 @@ options:
     type: int
     default: 500
 author:
-  - cplane.kubeadm maintainers
+  - cplane.kubeadm contributors (@cplane)
 seealso:
   - name: Kubernetes version skew policy
     description: The policy this module evaluates.
@@ -167,7 +167,7 @@ upgrade_path:
           description: Instances to upgrade before this step (component, node, version, upgrade_to, reason).
           type: list
           elements: dict
-        order: {description: What to do for the step, in order., type: list, elements: str}
+        order: {description: "What to do for the step, in order.", type: list, elements: str}
     blocking: {description: Current violations; fix them before the first step., type: list, elements: dict}
 """
 
@@ -208,7 +208,7 @@ def main():
         with _k8s_client.connect(**_k8s_client.auth_params(p)) as client:
             inventory = cluster.gather_cluster(client, page_size=p["page_size"])
         if p["gather_local"]:
-            result["local"] = local.gather_local(lambda name: module.get_bin_path(name),
+            result["local"] = local.gather_local(module.get_bin_path,
                                                  lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
             inventory["local"] = local.local_versions(result["local"])
         violations = skew.evaluate_skew(inventory)

@@ -78,7 +78,7 @@ def run_child(argv, env):
     # Read stdout fully before reaping, so the pipe never blocks the child.
     out = proc.stdout.read()
     err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    status, usage = os.wait4(proc.pid, 0)[1:]
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -101,9 +101,9 @@ def main():
         with open(args_file, "w") as handle:
             json.dump({"ANSIBLE_MODULE_ARGS": {"kubeconfig": api.kubeconfig, "page_size": options.page_size}}, handle)
         module, alternative = [], []
-        for _ in range(options.runs):
+        for run in range(options.runs):  # pylint: disable=unused-variable
             wall, rss, out, cpu = run_child([sys.executable, "-c", RUN_MODULE, MODULE, args_file], env)
-            result = json.loads(out)
+            result, out_module = json.loads(out), out
             assert len(result["nodes"]) == options.nodes, "module saw %d nodes" % len(result["nodes"])
             module.append((wall, rss, cpu))
             wall, rss, out, cpu = run_child([sys.executable, "-c", PEAK_RSS + ALTERNATIVE, api.kubeconfig], env)
@@ -131,7 +131,8 @@ def main():
           % (a_wall / m_wall, a_cpu / m_cpu, a_rss / m_rss))
     print("  module through the ansible CLI:           wall %6.2f s   (Ansible overhead %.2f s; failed=%s)"
           % (adhoc_wall, adhoc_wall - m_wall, adhoc["failed"]))
-    print("  node list requests served in total:       %d" % requests)
+    print("  node list requests served in total:       %d;  module result %.1f MiB of JSON (%d bytes per node)"
+          % (requests, len(out_module) / 1048576.0, len(json.dumps(result["nodes"])) // options.nodes))
     print("  targets: wall < 3 s -> %s; peak RSS < 200 MiB -> %s"
           % ("met" if m_wall < 3 else "NOT met", "met" if m_rss < 200 else "NOT met"))
 

@@ -17,7 +17,6 @@ callables) returning ``[{name, namespace, node, image, containers: [{name, image
 ready, ...}], phase}]`` (tests/lab/kubelet_double.py), read live on every request.
 """
 import base64
-import datetime
 import hashlib
 import json
 import os
@@ -485,7 +484,7 @@ class ApiDouble(object):
 
     def count(self, path):
         """How many requests were served for ``path``."""
-        return sum(1 for p, _ in self.requests if p == path)
+        return sum(1 for served, query in self.requests if served == path)
 
     def invalidate(self):
         """Forget rendered nodes after changing ``cluster``."""

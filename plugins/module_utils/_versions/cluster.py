@@ -26,8 +26,7 @@ def list_pages(client, what, path, page_size, **query):
     token = None
     while True:
         page = client.get(what, path, limit=page_size, **dict(query, **{"continue": token}))
-        for item in page.get("items") or []:
-            yield item
+        yield from page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return

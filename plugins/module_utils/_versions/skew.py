@@ -141,8 +141,8 @@ def evaluate_skew(inventory):
     apiservers = apiserver_instances(inventory)
     if not apiservers:
         return violations
-    oldest = min(v for _, v in apiservers)
-    newest = max(v for _, v in apiservers)
+    oldest = min(version for name, version in apiservers)
+    newest = max(version for name, version in apiservers)
     for node, version in apiservers:
         if _minors_between(newest, version) > 1:
             violations.append(_violation("apiserver-skew", APISERVER, node, {APISERVER: version.text, "newest " + APISERVER: newest.text},
@@ -189,7 +189,7 @@ def evaluate_skew(inventory):
                                              % (version.text, _minors_between(ceiling, version), ceiling.text)))
     kubectl = parse_version((inventory.get("local") or {}).get(KUBECTL))
     if kubectl:
-        far = max((abs(_minors_between(kubectl, v)), v) for _, v in apiservers)
+        far = max((abs(_minors_between(kubectl, version)), version) for name, version in apiservers)
         if far[0] > 1:
             violations.append(_violation("kubectl-skew", KUBECTL, None, {KUBECTL: kubectl.text, APISERVER: far[1].text},
                                          "%s is %d minor versions away from kube-apiserver %s"
@@ -236,7 +236,7 @@ def find_mixed_versions(inventory):
         members = groups[component]
         if len(members) < 2:
             continue
-        majority = _majority([version for _, version in members])
+        majority = _majority([version for name, version in members])
         for node, version in members:
             if version != majority:
                 mixed.append({"component": component, "node": node, "version": version, "majority_version": majority,
@@ -254,7 +254,7 @@ def component_summary(inventory):
             summary.setdefault(component, []).append({"node": node["name"], "version": version, "image": image})
         if node.get(KUBELET):
             kubelets[node[KUBELET]] += 1
-    for _, version, _ in kube_proxy_instances(inventory):
+    for name, version, source in kube_proxy_instances(inventory):
         proxies[version.text] += 1
     summary[KUBELET] = dict(kubelets)
     summary[KUBE_PROXY] = dict(proxies)
@@ -277,7 +277,7 @@ def plan_upgrade(inventory, target_version):
     apiservers = apiserver_instances(inventory)
     if not apiservers:
         raise InputError("target_version given, but no kube-apiserver version could be found to plan from.")
-    current = min(v for _, v in apiservers)
+    current = min(version for name, version in apiservers)
     if target.major != current.major:
         raise InputError("target_version %s changes the major version from %s; kubeadm cannot plan that." % (target.text, current.text))
     if target.minor_key < current.minor_key:

@@ -33,7 +33,7 @@ def test_local_binaries_missing_are_not_found_not_failures():
         calls.append(argv)
         return outputs[argv[0]]
 
-    found = local.gather_local(lambda name: {"kubelet": "/usr/bin/kubelet", "kubectl": "/usr/bin/kubectl"}.get(name), run)
+    found = local.gather_local({"kubelet": "/usr/bin/kubelet", "kubectl": "/usr/bin/kubectl"}.get, run)
     assert found["kubelet"] == {"found": True, "path": "/usr/bin/kubelet", "version": "v1.30.4", "error": None}
     assert found["kubeadm"] == {"found": False, "path": None, "version": None, "error": None}
     assert found["kubectl"]["version"] is None and "unknown flag" in found["kubectl"]["error"]

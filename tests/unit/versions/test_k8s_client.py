@@ -36,8 +36,8 @@ def test_a_good_kubeconfig_gives_host_and_token(tmp_path):
 def test_options_override_the_kubeconfig(tmp_path):
     ca = tmp_path / "ca.crt"
     ca.write_text("pem")
-    config, _ = build(kubeconfig=kubeconfig(tmp_path / "admin.conf"), host="https://lb:6443/", api_key="other",
-                      ca_cert=str(ca), validate_certs=True)
+    config = build(kubeconfig=kubeconfig(tmp_path / "admin.conf"), host="https://lb:6443/", api_key="other",
+                   ca_cert=str(ca), validate_certs=True)[0]
     assert (config.host, config.api_key["BearerToken"], config.ssl_ca_cert, config.verify_ssl) == (
         "https://lb:6443", "Bearer other", str(ca), True)
 
