@@ -246,12 +246,20 @@ def pod_object(pod):
     statuses = []
     for c in containers:
         ready = bool(c.get("ready", pod.get("phase") == "Running"))
-        state = {"running": {"startedAt": TIMESTAMP}} if ready else {
-            "waiting": {"reason": c.get("reason", "CrashLoopBackOff"), "message": c.get("message", "back-off")}}
+        # The kubelet double says "running"/"waiting"/"terminated"; fixtures only say ready or not.
+        kind = c.get("state") or ("running" if ready else "waiting")
+        if kind == "running":
+            state = {"running": {"startedAt": TIMESTAMP}}
+        elif kind == "terminated":
+            state = {"terminated": {"exitCode": int(c.get("exit_code") or 0), "reason": c.get("reason") or "Error",
+                                    "startedAt": TIMESTAMP, "finishedAt": TIMESTAMP}}
+        else:
+            state = {"waiting": {"reason": c.get("reason") or "CrashLoopBackOff", "message": c.get("message") or "back-off"}}
         statuses.append({"name": c["name"], "image": c.get("image", pod.get("image", "")),
                          "imageID": c.get("image_id") or "%s@sha256:%s" % (
                              c.get("image", "").split(":")[0], hashlib.sha256(c.get("image", "").encode()).hexdigest()),
-                         "ready": ready, "started": ready, "restartCount": int(c.get("restart_count", 0)),
+                         "ready": ready, "started": bool(c.get("started", ready)),
+                         "restartCount": int(c.get("restart_count", 0)),
                          "state": state, "containerID": "containerd://" + hashlib.sha256(
                              (pod["name"] + c["name"]).encode()).hexdigest()})
     phase = pod.get("phase", "Running")

@@ -175,3 +175,33 @@ def test_client_certificate_options(api_for):
                    client_key=api.client_key)
     assert not result["failed"], result.get("msg")
     assert len(result["nodes"]) == 6
+
+
+def test_versions_follow_the_kubelet_doubles_static_pods(api_for, tmp_path):
+    """With the kubelet double attached, control-plane versions come from its manifests, live."""
+    from tests.lab.kubelet_double import KubeletDouble
+
+    manifests = tmp_path / "cp1" / "etc/kubernetes/manifests"
+    manifests.mkdir(parents=True)
+
+    def manifest(component, version):
+        (manifests / (component + ".yaml")).write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": component, "namespace": "kube-system", "labels": {"component": component, "tier": "control-plane"}},
+            "spec": {"containers": [{"name": component, "image": "registry.k8s.io/%s:%s" % (component, version)}]}}))
+
+    manifest("kube-apiserver", "v1.29.8")
+    manifest("kube-scheduler", "v1.30.4")
+    with KubeletDouble("cp1", str(tmp_path / "cp1"), time_scale=0.05) as kubelet:
+        kubelet.wait_for(lambda k: len(k.pods()) == 2, what="two static pods")
+        api = api_for("clean", kubelets=[kubelet])
+        before = check(api)
+        assert before["components"]["kube-apiserver"] == [
+            {"node": "cp1", "version": "v1.29.8", "image": "registry.k8s.io/kube-apiserver:v1.29.8"}]
+        rules = sorted({v["rule"] for v in before["violations"]})
+        assert rules == ["controller-newer-than-apiserver", "kube-proxy-newer-than-apiserver", "kubelet-newer-than-apiserver"]
+        manifest("kube-apiserver", "v1.30.4")  # the operator fixes the manifest; kubelet restarts the pod
+        kubelet.wait_for(lambda k: k.pod("kube-apiserver-cp1")["image"].endswith("v1.30.4"), what="new apiserver pod")
+        after = check(api)
+        assert after["violations"] == []
+        assert after["nodes"][0]["control_plane"] == {"kube-apiserver": "v1.30.4", "kube-scheduler": "v1.30.4"}
