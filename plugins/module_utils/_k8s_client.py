@@ -205,7 +205,7 @@ def _ssl_reason(error):
     for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch",
                    "alert unknown ca", "alert certificate required", "alert bad certificate",
                    "certificate expired", "alert certificate expired", "PEM lib", "KEY_VALUES_MISMATCH",
-                   "wrong version number", "NO_START_LINE"):
+                   "wrong version number", "NO_START_LINE", "NO_CERTIFICATE_OR_CRL_FOUND", "NO_CERTIFICATE_ASSIGNED"):
         if marker.lower() in text.lower():
             return marker
     return None
@@ -290,7 +290,11 @@ class KubeClient(object):
         reason = getattr(error, "reason", None) or error
         text = redact(str(reason), self._secrets)
         marker = _ssl_reason(text)
-        if marker in ("PEM lib", "KEY_VALUES_MISMATCH", "NO_START_LINE"):
+        if marker == "NO_CERTIFICATE_OR_CRL_FOUND":
+            return InputError("%s: the CA bundle from %s holds no PEM certificate. Point ca_cert (or the kubeconfig's "
+                              "certificate-authority) to the cluster CA (kubeadm: %s)."
+                              % (what, self.source, os.path.join(KUBECONFIG_DIR, "pki/ca.crt")))
+        if marker in ("PEM lib", "KEY_VALUES_MISMATCH", "NO_START_LINE", "NO_CERTIFICATE_ASSIGNED"):
             return InputError("%s: the client certificate or key from %s could not be loaded (%s): the files are not PEM or "
                               "do not belong together. Regenerate the kubeconfig (kubeadm kubeconfig user)."
                               % (what, self.source, marker))
@@ -318,8 +322,9 @@ class KubeClient(object):
                                      "refused the client certificate from %s, or be restarting. Check the certificate and "
                                      "kube-apiserver's state." % (what, self.host, text, self.source))
         if "timed out" in text.lower() or isinstance(reason, urllib3.exceptions.TimeoutError):
-            return ConnectionFailure("%s: the API server at %s did not answer within %s s. Check that kube-apiserver is running "
-                                     "and the address in %s is right." % (what, self.host, CONNECT_TIMEOUT, self.source))
+            return ConnectionFailure("%s: the API server at %s did not answer in time (%s s to connect, %s s per response). Check "
+                                     "that kube-apiserver is running and healthy and that the address in %s is right."
+                                     % (what, self.host, CONNECT_TIMEOUT, READ_TIMEOUT, self.source))
         return ConnectionFailure("%s: cannot reach the API server at %s (%s). Check that kube-apiserver is running on the "
                                  "control plane (crictl ps --name kube-apiserver) and that the server address in %s is right."
                                  % (what, self.host, text, self.source))
