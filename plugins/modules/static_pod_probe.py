@@ -222,7 +222,7 @@ def main():
             recommended=p["recommended"], manifest_dir=p["manifest_dir"], backup_dir=p["backup_dir"],
             check_mode=module.check_mode, measure=p["measure"], measure_interval=p["measure_interval"],
             crictl=module.get_bin_path("crictl") if p["measure"] else None,
-            run_command=lambda cmd: module.run_command(cmd))
+            run_command=module.run_command)
     except CplaneError as err:
         fail_from(module, err)
     diff = result.pop("diff", None)

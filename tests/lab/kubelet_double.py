@@ -80,7 +80,7 @@ class PathMap(object):
                                    os.path.join(node_root, host_path.lstrip("/")).rstrip("/")))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
         if self.pairs:
-            alternatives = "|".join(re.escape(path) for path, _ in self.pairs)
+            alternatives = "|".join(re.escape(pair[0]) for pair in self.pairs)
             # A container path starts a word (after '=', ',', a quote, a space or the start) and
             # ends at a path boundary, so /var/lib/etcd does not match inside /var/lib/etcd2.
             self._pattern = re.compile(r"(?:(?<=^)|(?<=[=,:\s\"']))(%s)(?=$|[/,\s\"':])" % alternatives)
@@ -89,7 +89,7 @@ class PathMap(object):
         self._lookup = dict(self.pairs)
 
     def host_dirs(self):
-        return [host for _, host in self.pairs]
+        return [pair[1] for pair in self.pairs]
 
     def rewrite(self, text):
         if self._pattern is None:
@@ -310,7 +310,7 @@ class Container(object):
         except OSError as exc:
             return prober.ProbeOutcome(False, 0.0, "exec failed: %s" % exc)
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            out = proc.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -103,6 +103,7 @@ def measure_probe(probe, container, runs, interval=0.0, crictl=None, run_command
         container_id = _crictl_container_id(crictl, run_command, container["name"], pod)
         if not container_id:
             return dict(skipped=True, reason="no running container %s found through crictl" % container["name"])
+
         def runner():
             return _crictl_exec(crictl, run_command, container_id, probe["exec"]["command"], timeout)
     elif kind in ("httpGet", "tcpSocket"):

@@ -25,7 +25,7 @@ def seed_lab(tmp_path):
 
 def _kills(lab, name):
     events = lab.double(name).pod(lab.pod_name(name))["containers"][0]["events"]
-    return [message for _, message in events if "Killed: liveness probe failed" in message]
+    return [event[1] for event in events if "Killed: liveness probe failed" in event[1]]
 
 
 def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(seed_lab, tmp_path):
