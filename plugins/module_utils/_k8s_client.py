@@ -270,6 +270,11 @@ class KubeClient(object):
             raise self._transport_error(what, error)
 
     def _status_error(self, what, status, reason, body):
+        error = self._status_failure(what, status, reason, body)
+        error.status = status  # for callers that handle one status (410: restart a paginated list)
+        return error
+
+    def _status_failure(self, what, status, reason, body):
         message = ""
         try:
             message = json.loads(body or "{}").get("message", "")

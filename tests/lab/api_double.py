@@ -429,6 +429,8 @@ class ApiDouble(object):
         self._server = None
         self._thread = None
         self._node_cache = None
+        # Continue tokens to answer with 410 Gone (as after an etcd compaction); tests set it.
+        self.expire_continue_tokens = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -525,6 +527,12 @@ class ApiDouble(object):
         items = [i for i in items if _matches_labels(i, query.get("labelSelector"))
                  and _matches_fields(i, query.get("fieldSelector"))]
         start = 0
+        with self.lock:
+            expire = bool(query.get("continue")) and self.expire_continue_tokens > 0
+            self.expire_continue_tokens -= 1 if expire else 0
+        if expire:
+            raise _ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. "
+                                            "You can start a new list without the continue parameter.")
         if query.get("continue"):
             try:
                 token = json.loads(base64.urlsafe_b64decode(query["continue"].encode()))

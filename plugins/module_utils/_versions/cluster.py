@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions.skew import (
     CONTROL_PLANE_COMPONENTS, KUBE_PROXY, image_version)
 
@@ -30,6 +31,21 @@ def list_pages(client, what, path, page_size, **query):
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return
+
+
+def collect(client, what, path, page_size, summarize, **query):
+    """``summarize`` applied to every item of a paginated list.
+
+    A continue token expires after a few minutes or when etcd compacts (410 Gone); the list is
+    then read again from the start, once, as the API conventions advise for a consistent list.
+    """
+    try:
+        return [summarize(item) for item in list_pages(client, what, path, page_size, **query)]
+    except OperationFailed as error:
+        if getattr(error, "status", None) != 410:
+            raise
+        return [summarize(item) for item in list_pages(client, what + " (again, after the continue token expired)", path,
+                                                       page_size, **query)]
 
 
 def summarize_node(node):
@@ -71,12 +87,11 @@ def summarize_static_pod(pod):
 def gather_cluster(client, page_size=500):
     """The inventory of a cluster: /version, every node, the static control-plane pods, the kube-proxy DaemonSet."""
     api_server = client.get("reading the API server version", "/version").get("gitVersion")
-    nodes = [summarize_node(n) for n in list_pages(client, "listing nodes", "/api/v1/nodes", page_size)]
+    nodes = collect(client, "listing nodes", "/api/v1/nodes", page_size, summarize_node)
     by_name = dict((node["name"], node) for node in nodes)
     images = {}
-    for pod in list_pages(client, "listing control-plane pods in %s" % NAMESPACE, "/api/v1/namespaces/%s/pods" % NAMESPACE,
-                          page_size, labelSelector=CONTROL_PLANE_SELECTOR):
-        found = summarize_static_pod(pod)
+    for found in collect(client, "listing control-plane pods in %s" % NAMESPACE, "/api/v1/namespaces/%s/pods" % NAMESPACE,
+                         page_size, summarize_static_pod, labelSelector=CONTROL_PLANE_SELECTOR):
         if not found or found[0] not in by_name:
             continue
         node, component, version, image, restarts = found

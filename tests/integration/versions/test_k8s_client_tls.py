@@ -61,3 +61,16 @@ def test_unhealthy_status_codes_are_operation_failures(api_for):
         with pytest.raises(OperationFailed) as raised:
             client.get("reading a node", "/api/v1/nodes/nope")
     assert 'answered 404' in raised.value.msg and 'nodes "nope" not found' in raised.value.msg
+
+
+def test_expired_continue_token_restarts_the_list_once(api_for):
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
+    api = api_for("seed")
+    api.expire_continue_tokens = 1
+    names = [n["name"] for n in gather(kubeconfig=api.kubeconfig)["nodes"]]
+    assert names == ["antidote-controller-4m3j", "antidote-worker-3m7f", "antidote-worker-3mcj", "antidote-worker-gt5t"]
+    assert api.count("/api/v1/nodes") == 4  # page 1, 410 on page 2, then pages 1 and 2 again
+    api.expire_continue_tokens = 2
+    with pytest.raises(OperationFailed) as raised:
+        gather(kubeconfig=api.kubeconfig)
+    assert "after the continue token expired" in raised.value.msg and "410" in raised.value.msg
