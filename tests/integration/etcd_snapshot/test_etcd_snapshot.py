@@ -35,10 +35,14 @@ def test_snapshot_restores_into_a_working_etcd_with_every_key(lab, tmp_path):
         assert etcdctl_get(endpoint, "/registry/demo/key-123", "--print-value-only").strip() == "value-123"
 
 
-@pytest.mark.parametrize("compression,suffix", [("zstd", ".db.zst"), ("none", ".db")])
-def test_other_compressions_decompress_to_a_valid_snapshot(lab, tmp_path, compression, suffix):
-    result = snapshot(lab, tmp_path, compression=compression)
+@pytest.mark.parametrize("compression,level,suffix", [("zstd", None, ".db.zst"), ("xz", 9, ".db.xz"), ("none", None, ".db")])
+def test_other_compressions_decompress_to_a_valid_snapshot(lab, tmp_path, compression, level, suffix):
+    args = dict(compression=compression)
+    if level is not None:
+        args["compression_level"] = level
+    result = snapshot(lab, tmp_path, **args)
     assert result["path"].endswith(suffix)
+    assert result["compression_level"] == (level if level is not None else {"zstd": 3, "none": None}[compression])
     raw = decompress(result["path"], str(tmp_path / "raw.bin"))
     assert etcdutl_status(raw)["revision"] == result["revision"]
     assert verify_snapshot(result["path"])["revision"] == result["revision"]
@@ -124,6 +128,8 @@ def test_bad_input_fails_cleanly_and_writes_nothing(lab, tmp_path):
         (dict(dest=str(tmp_path / "d"), endpoints=["https://127.0.0.1:1"]), "127.0.0.1:1"),
         (dict(dest=str(tmp_path / "d"), client_key=str(tmp_path / "missing.key")), "missing.key"),
         (dict(dest=str(tmp_path / "d"), member="cp9"), "cp9"),
+        (dict(dest=str(tmp_path / "d"), compression="zstd", compression_level=40), "compression_level"),
+        (dict(dest=str(tmp_path / "d"), etcdutl_path=str(tmp_path)), "etcdutl_path"),
     ]
     for args, fragment in cases:
         result = run_module("etcd_snapshot", lab.connection_args(**args))

@@ -77,3 +77,13 @@ def test_trailer_hash_is_independent_of_chunking():
             hasher.update(stream[i:i + size])
         hasher.check("test")
         assert hasher.whole.hexdigest() == hashlib.sha256(stream).hexdigest()
+
+
+def test_compression_levels_default_fast_and_are_range_checked():
+    assert snapshot.check_level("xz", None) == 1
+    assert snapshot.check_level("zstd", None) == 3
+    assert snapshot.check_level("none", 5) is None
+    assert snapshot.check_level("xz", 0) == 0
+    for compression, level in (("xz", 10), ("xz", -1), ("zstd", 0), ("zstd", 23)):
+        with pytest.raises(InputError, match="compression_level"):
+            snapshot.check_level(compression, level)
