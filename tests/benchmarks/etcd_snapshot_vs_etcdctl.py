@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import tests.conftest  # noqa: E402,F401  (makes ansible_collections.cplane.kubeadm importable)
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt, snapshot  # noqa: E402
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster  # noqa: E402
@@ -110,12 +110,12 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-snapshot-")
     try:
         with EtcdLab(os.path.join(work, "lab"), size=3) as lab:
-            seconds, _ = timed(lambda: fill(lab, options.live_mib))
+            seconds = timed(lambda: fill(lab, options.live_mib))[0]
             print("lab: 3 members, %d MiB of live values written in %.1fs" % (options.live_mib, seconds))
             rows = []
             raw = os.path.join(work, "etcdctl.db")
             follower = next(m for m in lab.members if m.name != lab.leader())
-            t_ctl, _ = timed(lambda: lab.etcdctl("snapshot", "save", raw, endpoints=[follower.client_url], timeout=600))
+            t_ctl = timed(lambda: lab.etcdctl("snapshot", "save", raw, endpoints=[follower.client_url], timeout=600))[0]
             rows.append(("etcdctl snapshot save (raw)", t_ctl, os.path.getsize(raw)))
 
             def ctl_then_xz():
@@ -123,7 +123,7 @@ def main():
                     shutil.copyfileobj(src, dst, 1024 * 1024)
             presets = [int(p) for p in options.xz_presets.split(",") if p]
             if 6 in presets:
-                t_xz, _ = timed(ctl_then_xz)
+                t_xz = timed(ctl_then_xz)[0]
                 rows.append(("etcdctl save + xz -6 (two steps)", t_ctl + t_xz, os.path.getsize(raw + ".xz")))
 
             runs = [("none", None), ("zstd", 3), ("zstd", 10)] + [("xz", p) for p in presets]
@@ -142,8 +142,8 @@ def main():
                 print("%-44s %9.2f %11.2f %13.2fx" % (name, t, size / float(MIB), t / t_ctl))
 
             t_py, status = timed(lambda: bolt.read_status(raw, os.path.getsize(raw) - 32))
-            t_utl, proc = timed(lambda: subprocess.run([etcd_binary("etcdutl"), "snapshot", "status", "-w", "json", raw],
-                                                      capture_output=True, text=True, check=True))
+            t_utl, proc = timed(lambda: subprocess.run(
+                [etcd_binary("etcdutl"), "snapshot", "status", "-w", "json", raw], capture_output=True, text=True, check=True))
             utl = json.loads(proc.stdout)
             print("\nverification of the %.1f MiB database:" % (os.path.getsize(raw) / float(MIB)))
             print("  bolt.read_status (pure Python): %.2fs  revision %d, totalKey %d" % (t_py, status["revision"], status["total_key"]))
