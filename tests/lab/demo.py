@@ -142,7 +142,7 @@ def run(steps, options):
             print("\n[%d/%d] %s" % (number, len(steps), title), flush=True)
             step_started = time.monotonic()
             for line in step(demo) or []:
-                print("    " + line)
+                print(("    " + line).rstrip())
             print("    (%.1fs)" % (time.monotonic() - step_started), flush=True)
     finally:
         if demo.lab is not None:
