@@ -149,3 +149,11 @@ def test_stopped_member_is_skipped_and_named(lab, tmp_path):
     assert result["member"] != follower
     assert any(s.startswith(follower + ":") for s in result["skipped_members"]), result["skipped_members"]
     assert verify_snapshot(result["path"])["revision"] == result["revision"]
+
+
+def test_single_member_cluster_snapshots_from_its_leader(etcd1_cluster, tmp_path):
+    dest = tmp_path / "new" / "snaps"
+    result = snapshot(etcd1_cluster, dest, compression="zstd")
+    assert result["member"] == "cp1" and result["member_was_leader"] is True
+    assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o700
+    assert verify_snapshot(result["path"])["revision"] == result["revision"]
