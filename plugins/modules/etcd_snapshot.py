@@ -170,7 +170,9 @@ skipped_members:
   type: list
   elements: str
 removed:
-  description: Older snapshots deleted by retention (in check mode, those that would be).
+  description:
+    - Older snapshots deleted by retention (in check mode, those that would be), and hidden temp
+      files of interrupted earlier runs (untouched for O(snapshot_timeout) + 300 seconds).
   returned: always
   type: list
   elements: str

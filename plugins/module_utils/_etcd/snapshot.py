@@ -71,6 +71,29 @@ def existing_snapshots(dest, prefix):
     return [os.path.join(dest, name) for _key, name in sorted(found)]
 
 
+def partial_pattern(prefix):
+    """Hidden temp files of an interrupted run (``.<snapshot name>.<random>.part`` / ``.packed``)."""
+    return re.compile(r"^\.%s-\d{8}T\d{6}Z(?:-\d+)?\.db(?:\.xz|\.zst)?\.[A-Za-z0-9_]+\.(?:part|packed)$" % re.escape(prefix))
+
+
+def stale_partials(dest, prefix, older_than, now=None):
+    """Temp files an interrupted run (killed, out of disk) left behind, untouched for ``older_than`` seconds.
+
+    A run in progress keeps writing to its temp file, so its mtime stays fresh.
+    """
+    if not os.path.isdir(dest):
+        return []
+    now = now or time.time()
+    pattern = partial_pattern(prefix)
+    found = []
+    for name in sorted(os.listdir(dest)):
+        path = os.path.join(dest, name)
+        if pattern.match(name) and os.path.isfile(path) and not os.path.islink(path) \
+                and now - os.path.getmtime(path) > older_than:
+            found.append(path)
+    return found
+
+
 def snapshot_name(dest, prefix, compression, stamp):
     """A new name that sorts after every existing one taken in the same second."""
     suffix = SUFFIXES[compression]
@@ -402,8 +425,9 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
     stamp = stamp or _files.timestamp()
     existing = existing_snapshots(dest, name_prefix)
     removed = plan_retention(existing, retention)
+    partials = stale_partials(dest, name_prefix, older_than=snapshot_timeout + 300)
     path = snapshot_name(dest, name_prefix, compression, stamp)
-    result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"], removed=removed,
+    result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"], removed=removed + partials,
                   compression=compression, compression_level=level, warnings=warnings)
     if check_mode:
         return result
@@ -448,9 +472,9 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
             if leftover and os.path.exists(leftover):
                 os.unlink(leftover)
 
-    for old in removed:
+    for old in removed + partials:
         os.unlink(old)
-    if removed:
+    if removed or partials:
         _fsync_dir(dest)
     result.update(size=os.path.getsize(path), sha256=sha256, duration_s=round(time.monotonic() - started, 3))
     return result

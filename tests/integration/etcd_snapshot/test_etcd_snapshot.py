@@ -157,3 +157,15 @@ def test_single_member_cluster_snapshots_from_its_leader(etcd1_cluster, tmp_path
     assert result["member"] == "cp1" and result["member_was_leader"] is True
     assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o700
     assert verify_snapshot(result["path"])["revision"] == result["revision"]
+
+
+def test_temp_files_of_an_interrupted_run_are_cleaned_once_stale(lab, tmp_path):
+    stale = tmp_path / ".etcd-snapshot-20200101T000000Z.db.xz.a1b2c3.part"
+    fresh = tmp_path / ".etcd-snapshot-20200101T000001Z.db.xz.d4e5f6.part"
+    for path in (stale, fresh):
+        path.write_bytes(b"half a snapshot")
+    os.utime(str(stale), (1_000_000, 1_000_000))
+    result = snapshot(lab, tmp_path)
+    assert result["removed"] == [str(stale)]
+    assert not stale.exists() and fresh.exists()
+    assert sorted(os.listdir(str(tmp_path))) == sorted([fresh.name, os.path.basename(result["path"])])

@@ -87,3 +87,17 @@ def test_compression_levels_default_fast_and_are_range_checked():
     for compression, level in (("xz", 10), ("xz", -1), ("zstd", 0), ("zstd", 23)):
         with pytest.raises(InputError, match="compression_level"):
             snapshot.check_level(compression, level)
+
+
+def test_only_stale_own_partials_are_found(tmp_path):
+    names = [".p-20260101T000000Z.db.xz.abc123_x.part", ".p-20260101T000000Z-1.db.xz.k9.packed",
+             ".p-20260101T000000Z.db.xz.fresh.part", ".q-20260101T000000Z.db.xz.abc.part",
+             "p-20260101T000000Z.db.xz.abc.part", ".p-notes.part", ".verify.abc.db.tmp"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    old = 1_000_000
+    for name in names:
+        if "fresh" not in name:
+            os.utime(str(tmp_path / name), (old, old))
+    found = [os.path.basename(p) for p in snapshot.stale_partials(str(tmp_path), "p", older_than=900)]
+    assert found == [".p-20260101T000000Z-1.db.xz.k9.packed", ".p-20260101T000000Z.db.xz.abc123_x.part"]
