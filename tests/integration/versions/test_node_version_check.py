@@ -201,7 +201,9 @@ def test_versions_follow_the_kubelet_doubles_static_pods(api_for, tmp_path):
         rules = sorted({v["rule"] for v in before["violations"]})
         assert rules == ["controller-newer-than-apiserver", "kube-proxy-newer-than-apiserver", "kubelet-newer-than-apiserver"]
         manifest("kube-apiserver", "v1.30.4")  # the operator fixes the manifest; kubelet restarts the pod
-        kubelet.wait_for(lambda k: k.pod("kube-apiserver-cp1")["image"].endswith("v1.30.4"), what="new apiserver pod")
+        # While kubelet swaps the pod, it is briefly absent.
+        kubelet.wait_for(lambda k: ((k.pod("kube-apiserver-cp1") or {}).get("image") or "").endswith("v1.30.4"),
+                         what="new apiserver pod")
         after = check(api)
         assert after["violations"] == []
         assert after["nodes"][0]["control_plane"] == {"kube-apiserver": "v1.30.4", "kube-scheduler": "v1.30.4"}
