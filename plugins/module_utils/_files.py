@@ -94,3 +94,12 @@ def backup_file(path, backup_dir, forbidden_dirs=(MANIFESTS_DIR,), stamp=None):
     except PermissionError:
         pass
     return target
+
+
+def read_input_file(path, what, remedy="Check that it exists and that the task runs as root (become: true)."):
+    """Bytes of ``path``; InputError naming ``what`` (e.g. "kubeconfig"), the file and ``remedy``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        raise InputError("cannot read %s %s: %s. %s" % (what, path, exc.strerror or exc, remedy))

@@ -23,6 +23,7 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
     ConnectionFailure, InputError, OperationFailed)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.kubeadm import KUBECONFIG_DIR
@@ -105,12 +106,7 @@ def read_kubeconfig(path):
     if not os.path.exists(path):
         raise InputError("kubeconfig %s does not exist. Pass kubeconfig= the path of an admin kubeconfig (kubeadm writes "
                          "%s on control-plane nodes) or host= with credentials." % (path, ADMIN_KUBECONFIG))
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError) as error:
-        raise InputError("cannot read kubeconfig %s (%s). Run the task with become, or point kubeconfig= to a readable copy."
-                         % (path, error.strerror or error))
+    raw = read_input_file(path, "kubeconfig", "Run the task with become, or point kubeconfig= to a readable copy.")
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as error:

@@ -17,6 +17,7 @@ import datetime
 import traceback
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
 
 try:
     from cryptography import x509
@@ -59,12 +60,7 @@ class TLSFiles(object):
 
 
 def _read(path, what):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError) as err:
-        raise InputError("cannot read the %s %s: %s; point the %s option at an existing readable file"
-                         % (what, path, err.strerror or err, what.replace(" ", "_")))
+    return read_input_file(path, "the " + what, "Point the %s option at an existing readable file." % what.replace(" ", "_"))
 
 
 def _utc(value):

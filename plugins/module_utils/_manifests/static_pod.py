@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import (
-    MANIFESTS_DIR, atomic_write, backup_file, check_backup_dir)
+    MANIFESTS_DIR, atomic_write, backup_file, check_backup_dir, read_input_file)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 
 PROBE_INT_FIELDS = ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold",
@@ -32,12 +32,7 @@ PROBE_INT_FIELDS = ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "s
 
 def read_manifest(path):
     """(raw bytes, parsed Pod) of ``path``; InputError naming the file for anything else."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
-        raise InputError("cannot read manifest %s: %s. Check the path and that the task runs as root (become: true)."
-                         % (path, exc.strerror or exc))
+    data = read_input_file(path, "manifest", "Check the path and that the task runs as root (become: true).")
     try:
         doc = yaml.safe_load(data)
     except yaml.YAMLError as exc:

@@ -29,6 +29,7 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
@@ -62,12 +63,7 @@ def isoformat(moment):
 
 
 def read_file(path, what="file"):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError) as exc:
-        raise InputError("cannot read %s %s: %s. Check that it exists and that the module runs as root."
-                         % (what, path, exc.strerror or exc))
+    return read_input_file(path, what)
 
 
 def parse_certificate(data, source):

@@ -25,6 +25,7 @@ else:
     HAS_YAML = True
     YAML_IMPORT_ERROR = None
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 
 CERT_FIELD = "client-certificate-data"
@@ -110,13 +111,7 @@ def parse(path, data, require_embedded=True):
 
 
 def load(path, require_embedded=True):
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
-        raise InputError("cannot read kubeconfig %s: %s. Check that it exists and that the module runs as root."
-                         % (path, exc.strerror or exc))
-    return parse(path, data, require_embedded)
+    return parse(path, read_input_file(path, "kubeconfig"), require_embedded)
 
 
 def _replace_once(text, old, new, field, creds):
