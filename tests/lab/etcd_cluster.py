@@ -109,7 +109,11 @@ class EtcdLab:
 
     # -- set-up -------------------------------------------------------------------------------
     def __enter__(self):
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc):

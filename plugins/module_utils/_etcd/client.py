@@ -155,6 +155,15 @@ class MemberClient(object):
                                    self.timeout)
         return self._client
 
+    def snapshot_chunks(self, timeout):
+        """The member's snapshot as byte chunks; ``timeout`` bounds the whole stream, not one chunk."""
+        try:
+            for response in self._stubs().maintenancestub.Snapshot(etcd3.etcdrpc.SnapshotRequest(), timeout=timeout):
+                yield response.blob
+        except grpc.RpcError as err:
+            self.close()
+            raise describe_rpc_error(err, "the snapshot stream", self, self.tls, timeout)
+
     def close(self):
         if self._client is not None:
             self._client.close()

@@ -29,11 +29,6 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
     ConnectionFailure, InputError, OperationFailed)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import HAS_ETCD3, describe_rpc_error
-
-if HAS_ETCD3:
-    import etcd3
-    import grpc
 
 try:
     import zstandard
@@ -380,14 +375,9 @@ def stream_snapshot(member, out, timeout):
     ``timeout`` bounds the whole stream (gRPC deadline), not one chunk.
     """
     hasher = _TrailerHash()
-    stubs = member._stubs()  # pylint: disable=protected-access
-    try:
-        for response in stubs.maintenancestub.Snapshot(etcd3.etcdrpc.SnapshotRequest(), timeout=timeout):
-            hasher.update(response.blob)
-            out.write(response.blob)
-    except grpc.RpcError as err:
-        member.close()
-        raise describe_rpc_error(err, "the snapshot stream", member, member.tls, timeout)
+    for chunk in member.snapshot_chunks(timeout):
+        hasher.update(chunk)
+        out.write(chunk)
     return hasher
 
 
