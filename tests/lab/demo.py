@@ -357,17 +357,20 @@ def run(steps, options):
                 print(("    " + line).rstrip())
             print("    (%.1fs)" % (time.monotonic() - step_started), flush=True)
     finally:
-        stopped = []
         if demo.lab is not None:
-            demo.lab.stop()
-            stopped.append("etcd lab")
+            demo.on_exit("etcd lab", demo.lab.stop)
+        stopped = []
         for what, stop in reversed(demo.cleanups):
-            stop()
-            stopped.append(what)
+            try:
+                stop()
+                stopped.append(what)
+            except Exception as err:  # stop the rest anyway
+                print("could not stop %s: %s" % (what, err), file=sys.stderr)
         if not options.keep_dir:
             shutil.rmtree(workdir, ignore_errors=True)
-        print("\nlab stopped%s%s; demo took %.1fs" % (" (%s)" % ", ".join(stopped) if stopped else "",
-                                                     "" if options.keep_dir else " and removed", time.monotonic() - started))
+        what = " (%s)" % ", ".join(stopped) if stopped else ""
+        removed = "" if options.keep_dir else " and removed"
+        print("\nlab stopped%s%s; demo took %.1fs" % (what, removed, time.monotonic() - started))
     return demo
 
 
