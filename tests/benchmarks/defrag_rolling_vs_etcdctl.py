@@ -154,16 +154,16 @@ def summary(runs):
     baseline = runs[-1]
     worst_base = max(r["max_stall_s"] for r in baseline["rows"])
     print("\n== side by side: per endpoint ==")
-    print("%-48s %-6s %-11s %9s %10s %12s %7s %8s" % ("variant", "member", "role", "defrag s", "max stall",
-                                                     "above defrag", "failed", "retried"))
+    print("%-48s %-6s %-11s %9s %10s %12s %7s %8s" % (
+        "variant", "member", "role", "defrag s", "max stall", "above defrag", "failed", "retried"))
     for run in runs:
         for row in sorted(run["rows"], key=lambda r: r["member"]):
             print("%-48s %-6s %-11s %9.3f %9.3fs %11.2fs %7d %8d" % (
                 run["label"], row["member"], row["role"], row["defrag_s"], row["max_stall_s"],
                 row["max_stall_s"] - row["defrag_s"], row["failed"], row["retried"]))
     print("\n== side by side: per variant ==")
-    print("%-48s %7s %11s %12s %14s %7s %7s %7s" % ("variant", "wall s", "sum defrag", "wall/etcdctl",
-                                                   "stall/etcdctl", "failed", "stall", "wall"))
+    print("%-48s %7s %11s %12s %14s %7s %7s %7s" % (
+        "variant", "wall s", "sum defrag", "wall/etcdctl", "stall/etcdctl", "failed", "stall", "wall"))
     for run in runs:
         check = targets(run)
         print("%-48s %7.2f %11.2f %12.2f %14.2f %7s %7s %7s" % (
