@@ -127,8 +127,10 @@ renewed:
     capped_at_ca_expiry: {description: "The validity was shortened to the CA's expiry.", type: bool}
     restart: {description: "Static pods that must restart to load it.", type: list, elements: str}
     backups: {description: "Backup copies of the replaced files.", type: list, elements: str, returned: unless check mode}
-skipped:
-  description: Certificates not renewed, each with the reason (not due, missing, externally managed CA, CA expired).
+not_renewed:
+  description:
+    - Certificates not renewed, each with the reason (not due, missing, externally managed CA, CA expired).
+    - Not called C(skipped) because Ansible reserves that result key (a task returning it counts as skipped).
   returned: always
   type: list
   elements: dict

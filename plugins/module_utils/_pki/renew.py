@@ -331,8 +331,8 @@ def renew_certificates(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DI
     forbidden = forbidden_dirs if forbidden_dirs is not None else (_files.MANIFESTS_DIR, os.path.join(kubeconfig_dir, "manifests"))
     if due:
         _files.check_backup_dir(backup_dir, forbidden)
-    skipped = [{"name": i.name, "reason": i.reason} for i in items if i.action == "skip"]
-    result = {"renewed": [], "skipped": skipped, "warnings": warnings, "changed": bool(due),
+    not_renewed = [{"name": i.name, "reason": i.reason} for i in items if i.action == "skip"]
+    result = {"renewed": [], "not_renewed": not_renewed, "warnings": warnings, "changed": bool(due),
               "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir}
     if check_mode or not due:
         result["renewed"] = [_summary(i) for i in due]

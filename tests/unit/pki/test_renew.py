@@ -48,7 +48,7 @@ def test_renews_only_what_is_due_keeping_subject_sans_and_usages(tree):
 
     assert sorted(r["name"] for r in result["renewed"]) == sorted(NEAR_EXPIRY)
     assert result["restart_required"] == ["etcd", "kube-apiserver", "kube-controller-manager"]
-    assert {s["name"] for s in result["skipped"]} == set(table.CERTIFICATES) - set(NEAR_EXPIRY)
+    assert {s["name"] for s in result["not_renewed"]} == set(table.CERTIFICATES) - set(NEAR_EXPIRY)
     for name in NEAR_EXPIRY:
         old_pem, new_pem = before[name], cert_pem_of(tree, name)
         assert new_pem != old_pem
@@ -167,7 +167,7 @@ def test_validity_is_capped_at_the_ca_expiry(tmp_path):
     assert any("capped" in w and "CA rotation" in w for w in result["warnings"])
     # Once at the CA's end, another run cannot extend it and leaves it alone.
     again = run(tree, certs=["apiserver"], renew_before_days=200)
-    assert again["renewed"] == [] and "Rotate the CA" in again["skipped"][0]["reason"]
+    assert again["renewed"] == [] and "Rotate the CA" in again["not_renewed"][0]["reason"]
 
 
 def test_expired_ca_is_not_used(tmp_path):
@@ -182,13 +182,13 @@ def test_expired_ca_is_not_used(tmp_path):
     tree = copy_tree(template, cas, node, str(tmp_path / "node"))
     result = run(tree, certs=["apiserver"])
     assert result["renewed"] == []
-    assert "rotate the CA first" in result["skipped"][0]["reason"]
+    assert "rotate the CA first" in result["not_renewed"][0]["reason"]
 
 
 def test_external_ca_is_skipped_with_reason(tree):
     os.unlink(os.path.join(tree.pki_dir, "ca.key"))
     result = run(tree)
-    skipped = {s["name"]: s["reason"] for s in result["skipped"]}
+    skipped = {s["name"]: s["reason"] for s in result["not_renewed"]}
     assert "externally managed" in skipped["apiserver"] and "ca.key" in skipped["apiserver"]
     assert "externally managed" in skipped["admin.conf"]
     assert [r["name"] for r in result["renewed"]] == ["etcd-server"]
@@ -199,7 +199,7 @@ def test_missing_files_are_skipped_with_reason(tree):
     os.unlink(os.path.join(tree.pki_dir, "etcd/server.crt"))
     os.unlink(os.path.join(tree.pki_dir, "etcd/server.key"))
     result = run(tree)
-    skipped = {s["name"]: s["reason"] for s in result["skipped"]}
+    skipped = {s["name"]: s["reason"] for s in result["not_renewed"]}
     assert "does not exist" in skipped["admin.conf"] and "does not exist" in skipped["etcd-server"]
     assert sorted(r["name"] for r in result["renewed"]) == ["apiserver", "controller-manager.conf"]
 
