@@ -1,6 +1,7 @@
 """A diagnosable control plane: 3 real etcd members, their kubeadm PKI, manifests, and the API double."""
 import datetime
 import os
+import sys
 
 import pytest
 import yaml
@@ -46,7 +47,6 @@ class ControlPlane(object):
         }
 
     def inventory(self, name="inventory.yml", **group_vars):
-        import sys
         hosts = {m.name: self.host_vars(m) for m in self.lab.members}
         data = {"kube_control_plane": {"hosts": hosts, "vars": dict(ansible_python_interpreter=sys.executable,
                                                                     **group_vars)}}
