@@ -14,20 +14,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import traceback
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
+# Certificate and key handling is the PKI backend's; its guarded import reports a missing library.
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import (  # noqa: F401 (re-exported)
+    CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY, key_matches, load_pem_key, not_after, not_before)
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-except Exception:  # pragma: no cover - reported through missing_required_lib
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - HAS_CRYPTOGRAPHY is False then
+    pass
 
 RENEW_HINT = "renew it (kubeadm certs renew etcd-healthcheck-client, or the cplane.kubeadm.kubeadm_cert_renew module)"
 
@@ -63,22 +60,6 @@ def _read(path, what):
     return read_input_file(path, "the " + what, "Point the %s option at an existing readable file." % what.replace(" ", "_"))
 
 
-def _utc(value):
-    if value.tzinfo is None:
-        return value.replace(tzinfo=datetime.timezone.utc)
-    return value
-
-
-def _not_after(cert):
-    value = getattr(cert, "not_valid_after_utc", None)
-    return value if value is not None else _utc(cert.not_valid_after)
-
-
-def _not_before(cert):
-    value = getattr(cert, "not_valid_before_utc", None)
-    return value if value is not None else _utc(cert.not_valid_before)
-
-
 def _load_certs(path, what):
     data = _read(path, what)
     try:
@@ -97,27 +78,25 @@ def check_tls_files(ca_cert, client_cert, client_key, now=None):
     cert = _load_certs(client_cert, "client cert")[0]
     key_data = _read(client_key, "client key")
     try:
-        key = serialization.load_pem_private_key(key_data, password=None)
+        key = load_pem_key(key_data)
     except TypeError:
         raise InputError("the client key %s is encrypted; etcd clients need an unencrypted key" % client_key)
     except Exception:
         # The parser's own message can quote the input: never pass it on.
         raise InputError("the client key %s is not a PEM private key; check that the file is the key that belongs "
                          "to %s and not truncated" % (client_key, client_cert))
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (key.public_key().public_bytes(serialization.Encoding.PEM, public)
-            != cert.public_key().public_bytes(serialization.Encoding.PEM, public)):
+    if not key_matches(cert, key):
         raise InputError("the client key %s does not belong to the client certificate %s; use the matching pair"
                          % (client_key, client_cert))
     now = now or datetime.datetime.now(datetime.timezone.utc)
     subject = cert.subject.rfc4514_string()
-    if _not_after(cert) < now:
+    if not_after(cert) < now:
         raise InputError("the client certificate %s (%s) expired on %s; %s"
-                         % (client_cert, subject, _not_after(cert).strftime("%Y-%m-%d %H:%M:%S UTC"), RENEW_HINT))
-    if _not_before(cert) > now:
+                         % (client_cert, subject, not_after(cert).strftime("%Y-%m-%d %H:%M:%S UTC"), RENEW_HINT))
+    if not_before(cert) > now:
         raise InputError("the client certificate %s (%s) is not valid before %s; check the clock of this host"
-                         % (client_cert, subject, _not_before(cert).strftime("%Y-%m-%d %H:%M:%S UTC")))
+                         % (client_cert, subject, not_before(cert).strftime("%Y-%m-%d %H:%M:%S UTC")))
     return TLSFiles(ca_cert, client_cert, client_key, client_subject=subject,
                     client_issuer=cert.issuer.rfc4514_string(),
                     ca_subjects=[c.subject.rfc4514_string() for c in ca_certs],
-                    client_not_after=_not_after(cert))
+                    client_not_after=not_after(cert))

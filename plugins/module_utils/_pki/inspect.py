@@ -87,7 +87,7 @@ def load_certificate(path):
     return parse_certificate(read_file(path, "certificate"), path)
 
 
-def _load_pem_key(data):
+def load_pem_key(data):
     # The RSA consistency check (primality of p and q) costs ~100 ms per key and proves nothing we
     # rely on: pairs are matched by public key, and every certificate signed with a CA key is
     # verified against the CA certificate before it is written.
@@ -99,7 +99,7 @@ def _load_pem_key(data):
 
 def parse_private_key(data, source):
     try:
-        return _load_pem_key(data)
+        return load_pem_key(data)
     except (ValueError, TypeError):
         # The exception text can echo parts of the input; say only which file is bad.
         raise InputError("%s is not an unencrypted PEM private key (corrupt, encrypted or of an unsupported type). "
