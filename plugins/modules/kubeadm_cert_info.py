@@ -111,8 +111,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import missing_libraries, pki_argument_spec
 
 
 def main():
@@ -124,10 +123,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR)
-    if not kubeconfigs.HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=kubeconfigs.YAML_IMPORT_ERROR)
+    for library, error in missing_libraries():
+        module.fail_json(msg=missing_required_lib(library), exception=error)
     p = module.params
     try:
         result = pki.scan(p["pki_dir"], p["kubeconfig_dir"], p["kubelet_pki_dir"], p["warn_days"], p["validity_days"])
