@@ -224,7 +224,7 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import Cpla
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import run_defrag
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():

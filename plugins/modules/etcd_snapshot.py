@@ -193,7 +193,7 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import e
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import check_request, choose_source, take_snapshot
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():

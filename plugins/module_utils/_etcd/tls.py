@@ -17,13 +17,13 @@ import datetime
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
-# Certificate and key handling is the PKI backend's; its guarded import reports a missing library.
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import (  # noqa: F401 (re-exported)
-    CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY, key_matches, load_pem_key, not_after, not_before)
+# Certificate and key handling is the PKI backend's; modules check its HAS_CRYPTOGRAPHY.
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import (
+    key_matches, load_pem_key, not_after, not_before)
 
 try:
     from cryptography import x509
-except ImportError:  # pragma: no cover - HAS_CRYPTOGRAPHY is False then
+except ImportError:  # pragma: no cover - the modules report the missing library first
     pass
 
 RENEW_HINT = "renew it (kubeadm certs renew etcd-healthcheck-client, or the cplane.kubeadm.kubeadm_cert_renew module)"
