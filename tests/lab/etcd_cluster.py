@@ -237,6 +237,23 @@ class EtcdLab:
                 return next(m.name for m in self.members if m.client_port == port)
         return None
 
+    def member_ids(self):
+        """Member name -> hex id, as etcdctl move-leader wants it."""
+        import json
+        members = json.loads(self.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        return {m["name"]: "%x" % m["ID"] for m in members}
+
+    def move_leader(self, to, timeout=30):
+        """Hand leadership to member ``to`` (etcdctl move-leader, sent to the current leader)."""
+        current = self.leader()
+        if current != to:
+            self.etcdctl("move-leader", self.member_ids()[to], endpoints=[self.member(current).client_url])
+        deadline = time.monotonic() + timeout
+        while self.leader() != to:
+            if time.monotonic() > deadline:
+                raise RuntimeError("leadership did not move to %s within %ss" % (to, timeout))
+            time.sleep(0.2)
+
     # -- faults -------------------------------------------------------------------------------
     def kill(self, name, sig=signal.SIGKILL):
         member = self.member(name)

@@ -94,6 +94,9 @@ def test_fail_on_findings_lists_what_is_wrong_even_with_a_member_down(control_pl
     lab = control_plane.lab
     inventory = control_plane.inventory(control_plane_report_kubeconfig=control_plane.api.kubeconfig,
                                         control_plane_report_etcd_command_timeout=2)
+    # A hung follower, not the leader: pausing the leader would make the others elect a new one
+    # while the report reads them, and "no quorum" would then be the truth of that moment.
+    lab.move_leader("cp1")
     lab.pause("cp3")   # hung, not dead: each request to it costs one timeout
     try:
         run = run_playbook(PLAYBOOK, {"control_plane_report_become": False,
