@@ -223,27 +223,21 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import run_defrag
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import DEFAULT_OPTIONS, run_defrag
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
+
+OPTION_TYPES = dict(
+    force="bool", force_single="bool", force_unhealthy="bool", compact="bool", move_leader="bool",
+    pause_seconds="float", member_timeout="int", health_timeout="int", min_fragmentation="float",
+    min_db_size="int", max_quota_usage="float", quota_bytes="int", disarm_nospace="bool",
+)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=etcd_argument_spec(
-            force=dict(type="bool", default=False),
-            force_single=dict(type="bool", default=False),
-            force_unhealthy=dict(type="bool", default=False),
-            compact=dict(type="bool", default=False),
-            move_leader=dict(type="bool", default=True),
-            pause_seconds=dict(type="float", default=1.0),
-            member_timeout=dict(type="int", default=600),
-            health_timeout=dict(type="int", default=60),
-            min_fragmentation=dict(type="float", default=0.3),
-            min_db_size=dict(type="int", default=104857600),
-            max_quota_usage=dict(type="float", default=0.8),
-            quota_bytes=dict(type="int"),
-            disarm_nospace=dict(type="bool", default=False),
-        ),
+        # Defaults live with the backend (DEFAULT_OPTIONS), so callers of run_defrag get the same ones.
+        argument_spec=etcd_argument_spec(**dict(
+            (name, dict(type=kind, default=DEFAULT_OPTIONS[name])) for name, kind in OPTION_TYPES.items())),
         supports_check_mode=True,
     )
     if not HAS_ETCD3:
