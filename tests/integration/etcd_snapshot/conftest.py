@@ -90,14 +90,3 @@ def lab(tmp_path_factory):
             client.put("/registry/demo/key-%03d" % i, "value-%03d" % i)
         client.close()
         yield cluster
-
-
-def tree_state(root):
-    """{relative path: (mode, bytes)} of every file under ``root``."""
-    state = {}
-    for base, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, "rb") as handle:
-                state[os.path.relpath(path, root)] = (os.stat(path).st_mode, handle.read())
-    return state

@@ -6,9 +6,9 @@ import pytest
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
-from tests.integration.etcd_snapshot.conftest import (decompress, etcdctl_get, etcdutl_status, restored_etcd,
-                                                      tree_state)
+from tests.integration.etcd_snapshot.conftest import decompress, etcdctl_get, etcdutl_status, restored_etcd
 from tests.lab.ansible_run import run_module
+from tests.lab.trees import tree_digest
 
 
 def snapshot(lab, dest, check=False, **args):
@@ -83,12 +83,12 @@ def test_check_mode_reports_and_writes_nothing(lab, tmp_path):
     dest.mkdir()
     for i in range(3):
         (dest / ("etcd-snapshot-20200101T00000%dZ.db.xz" % i)).write_bytes(b"old %d" % i)
-    before = tree_state(str(tmp_path))
+    before = tree_digest(str(tmp_path))
     result = snapshot(lab, dest, check=True, retention=2)
     assert result["changed"] is True
     assert len(result["removed"]) == 2 and result["member"]
     assert not os.path.exists(result["path"])
-    assert tree_state(str(tmp_path)) == before
+    assert tree_digest(str(tmp_path)) == before
 
     missing = tmp_path / "not-yet"
     snapshot(lab, missing, check=True)

@@ -34,16 +34,6 @@ def db_sizes(lab):
     return {m.name: by_port[m.client_port] for m in lab.members}
 
 
-def tree_state(root):
-    state = {}
-    for base, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, "rb") as handle:
-                state[os.path.relpath(path, root)] = handle.read()
-    return state
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     with EtcdLab(str(tmp_path_factory.mktemp("mlab")), size=3) as cluster:

@@ -8,7 +8,8 @@ import pytest
 
 from tests.lab import pki as lab
 from tests.lab.ansible_run import run_module
-from tests.unit.pki.helpers import NEAR_EXPIRY, assert_no_key_material, key_bodies_in_tree, tree_digest
+from tests.lab.trees import tree_digest
+from tests.unit.pki.helpers import NEAR_EXPIRY, assert_no_key_material, key_bodies_in_tree
 
 
 def test_info_module_reports_expiry_and_no_key_material(tree):

@@ -3,7 +3,7 @@ import json
 import os
 
 from tests.lab.ansible_run import ROOT, run_playbook
-from tests.unit.pki.helpers import tree_digest
+from tests.lab.trees import tree_digest
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "cert_renewal.yml")
 

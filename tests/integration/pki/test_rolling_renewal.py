@@ -17,7 +17,7 @@ from tests.lab.ansible_run import ROOT, run_playbook
 from tests.lab.etcd_cluster import ETCD_CERTS, Member
 from tests.lab.ports import free_port
 from tests.lab.static_pods import KubeletEtcdLab
-from tests.unit.pki.helpers import tree_digest
+from tests.lab.trees import tree_digest
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "cert_renewal.yml")
 

@@ -6,7 +6,7 @@ import os
 
 from tests.integration.report.conftest import NEAR_EXPIRY
 from tests.lab.ansible_run import ROOT, run_playbook
-from tests.unit.pki.helpers import tree_digest
+from tests.lab.trees import tree_digest
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "control_plane_report.yml")
 SUMMARY = "Show the summary of this host"

@@ -2,7 +2,6 @@
 openssl views and key-material checks."""
 import base64
 import datetime
-import hashlib
 import os
 import re
 import shutil
@@ -52,18 +51,6 @@ def build_template(directory, key_type="rsa", not_after=None, ca_days=3650):
 def copy_tree(template, cas, node, destination):
     shutil.copytree(template, destination, symlinks=True)
     return Tree(destination, cas, node)
-
-
-def tree_digest(root):
-    """{relative path: (sha256, mode)} of every file below ``root``."""
-    result = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as handle:
-                digest = hashlib.sha256(handle.read()).hexdigest()
-            result[os.path.relpath(path, root)] = (digest, os.stat(path).st_mode & 0o7777)
-    return result
 
 
 def openssl_text(pem_bytes):

@@ -7,7 +7,8 @@ import pytest
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from tests.lab import pki as lab
-from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree, tree_digest
+from tests.lab.trees import tree_digest
+from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree
 
 
 def write(path, data, mode=None):

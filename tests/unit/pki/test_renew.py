@@ -11,9 +11,10 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from tests.lab import pki as lab
+from tests.lab.trees import tree_digest
 from tests.unit.pki.helpers import (
     NEAR_EXPIRY, build_template, copy_tree, kubeconfig_credentials, openssl_field, openssl_subject, openssl_text,
-    openssl_verify, tree_digest)
+    openssl_verify)
 
 CA_FILES = ["etc/kubernetes/pki/" + spec[f] for spec in table.CAS.values() for f in ("cert", "key")]
 
