@@ -86,17 +86,10 @@ def start_lab(demo):
 def fragment_lab(demo):
     from tests.lab.workload import fragment
     stats = fragment(demo.lab, demo.options.fragment_mib)
-    demo.results["sizes_fragmented"] = member_sizes(demo.lab)
+    demo.results["sizes_fragmented"] = demo.lab.db_sizes()
     return ["wrote %s of values, deleted them and compacted (revision %d) in %.1fs"
             % (mib(stats["written_bytes"]), stats["compacted_revision"], stats["seconds"]),
             "database files now: %s" % ", ".join("%s %s" % (n, mib(s)) for n, s in sorted(demo.results["sizes_fragmented"].items()))]
-
-
-def member_sizes(lab):
-    import json
-    out = lab.etcdctl("endpoint", "status", "-w", "json").stdout
-    by_port = {int(e["Endpoint"].rsplit(":", 1)[1]): e["Status"]["dbSize"] for e in json.loads(out)}
-    return {m.name: by_port[m.client_port] for m in lab.members}
 
 
 def run_maintenance(demo):

@@ -237,6 +237,15 @@ class EtcdLab:
                 return next(m.name for m in self.members if m.client_port == port)
         return None
 
+    def db_sizes(self):
+        """dbSize of every running member, read from each member's own status."""
+        sizes = {}
+        for member in self.members:
+            if member.process is not None and member.process.poll() is None:
+                with self.client(member) as client:
+                    sizes[member.name] = client.status().db_size
+        return sizes
+
     def member_ids(self):
         """Member name -> hex id, as etcdctl move-leader wants it."""
         import json

@@ -24,12 +24,6 @@ from tests.lab.etcd_cluster import EtcdLab
 STATE = "lab.json"
 
 
-def member_sizes(lab):
-    out = lab.etcdctl("endpoint", "status", "-w", "json").stdout
-    by_port = {int(e["Endpoint"].rsplit(":", 1)[1]): e["Status"]["dbSize"] for e in json.loads(out)}
-    return {m.name: by_port[m.client_port] for m in lab.members}
-
-
 def start(directory, size, fragment_mib):
     directory = os.path.abspath(directory)
     if os.path.exists(os.path.join(directory, STATE)):
@@ -45,7 +39,7 @@ def start(directory, size, fragment_mib):
             from tests.lab.workload import fragment
             fragment(lab, fragment_mib)
         role_vars = {"etcd_maintenance_%s" % k: v for k, v in lab.connection_args().items()}
-        role_vars["cplane_lab_db_sizes"] = member_sizes(lab)
+        role_vars["cplane_lab_db_sizes"] = lab.db_sizes()
         state = dict(pids=[m.process.pid for m in lab.members], members=[m.name for m in lab.members],
                      endpoints=lab.endpoints)
         with open(os.path.join(directory, STATE), "w") as handle:

@@ -12,16 +12,6 @@ MIB = 1024 * 1024
 SMALL = dict(min_db_size=8 * MIB, pause_seconds=0.2)
 
 
-def sizes(lab):
-    """db_size of every running member, read directly (not through the module under test)."""
-    out = {}
-    for member in lab.members:
-        if member.process.poll() is None:
-            with lab.client(member) as client:
-                out[member.name] = client.status().db_size
-    return None, out
-
-
 def leader_of(lab):
     """The leader as the running members see it (etcdctl endpoint status fails once one is dead)."""
     import json as _json
@@ -60,14 +50,14 @@ def test_check_mode_returns_the_plan_and_touches_nothing(etcd3_cluster):
     lab = etcd3_cluster
     fragment(lab, 12)
     leader = lab.leader()
-    _info, before = sizes(lab)
+    before = lab.db_sizes()
     result = run_module("etcd_defrag", lab.connection_args(**SMALL), check=True)
     assert not result["failed"] and result["changed"] is False
     followers = sorted(n for n in before if n != leader)
     assert result["plan"] == followers + [leader]
     assert all(m["action"] == "planned" and "fragmentation" in m["reason"] for m in result["members"])
     assert result["leader_target"] in followers
-    _info, after = sizes(lab)
+    after = lab.db_sizes()
     assert after == before
     assert lab.leader() == leader
 
@@ -79,7 +69,7 @@ def test_rolling_defrag_under_writes_leader_last_nothing_lost(etcd3_cluster):
     for i in range(200):
         client.put("/before/%04d" % i, "value-%d" % i)
     leader_before = lab.leader()
-    _info, before = sizes(lab)
+    before = lab.db_sizes()
     with ConcurrentWriter(lab.endpoints, lab.ca_cert, lab.client_cert, lab.client_key) as writer:
         result = run_module("etcd_defrag", lab.connection_args(**SMALL))
     assert not result["failed"], result.get("msg")
@@ -95,7 +85,7 @@ def test_rolling_defrag_under_writes_leader_last_nothing_lost(etcd3_cluster):
     assert result["plan"][-1] == leader_before and members[leader_before]["was_leader"]
     assert result["leader_after"] != leader_before
     assert result["leader_moved_to"] == result["leader_after"]
-    _info, after = sizes(lab)
+    after = lab.db_sizes()
     assert all(after[n] < before[n] / 4 for n in before)
     # nothing written before or during the run is lost or changed
     assert writer.failures == 0, [s.errors[:3] for s in writer.stats]
@@ -131,7 +121,7 @@ def test_follower_killed_mid_run_stops_there_and_leaves_the_rest(etcd3_cluster):
     fragment(lab, 16)
     leader = lab.leader()
     first, second = sorted(m.name for m in lab.members if m.name != leader)
-    _info, before = sizes(lab)
+    before = lab.db_sizes()
     watcher = lab.client(lab.member(first))
     killed = threading.Event()
 
@@ -161,7 +151,7 @@ def test_follower_killed_mid_run_stops_there_and_leaves_the_rest(etcd3_cluster):
     assert members[second]["action"] == "planned" and members[leader]["action"] == "planned"
     assert "left untouched: %s" % leader in result["msg"]
     # the leader was not touched: still leader, same size
-    _info, after = sizes(lab)
+    after = lab.db_sizes()
     assert after[leader] == before[leader]
     assert leader_of(lab) == leader
 

@@ -1,5 +1,4 @@
 """playbooks/etcd_maintenance.yml and the etcd_maintenance role against a real 3-member TLS etcd."""
-import json
 import os
 import shlex
 import stat
@@ -28,12 +27,6 @@ def role_vars(lab, **extra):
     return values
 
 
-def db_sizes(lab):
-    out = lab.etcdctl("endpoint", "status", "-w", "json").stdout
-    by_port = {int(e["Endpoint"].rsplit(":", 1)[1]): e["Status"]["dbSize"] for e in json.loads(out)}
-    return {m.name: by_port[m.client_port] for m in lab.members}
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     with EtcdLab(str(tmp_path_factory.mktemp("mlab")), size=3) as cluster:
@@ -46,7 +39,7 @@ def lab(tmp_path_factory):
 
 def test_check_mode_changes_nothing(lab, tmp_path):
     fragment(lab, 16)
-    before = db_sizes(lab)
+    before = lab.db_sizes()
     extra = role_vars(lab, target="localhost", etcd_maintenance_snapshot_dir=str(tmp_path / "snaps"),
                       etcd_maintenance_timer=True, etcd_maintenance_timer_systemctl=False,
                       etcd_maintenance_timer_unit_dir=str(tmp_path / "units"),
@@ -54,13 +47,13 @@ def test_check_mode_changes_nothing(lab, tmp_path):
     run = run_playbook(PLAYBOOK, extra, check=True)
     assert run.rc == 0, run.output
     assert run.task("Defragment etcd members")[0]["result"].get("plan"), run.task("Defragment etcd members")[0]["result"]
-    assert db_sizes(lab) == before
+    assert lab.db_sizes() == before
     assert os.listdir(str(tmp_path)) == []
 
 
 def test_playbook_defragments_once_then_snapshots_on_every_host(lab, tmp_path):
     fragment(lab, 16)
-    before = db_sizes(lab)
+    before = lab.db_sizes()
     inventory = tmp_path / "hosts.yml"
     hosts = {}
     for member in lab.members:
@@ -77,7 +70,7 @@ def test_playbook_defragments_once_then_snapshots_on_every_host(lab, tmp_path):
     assert [(r["host"], r["status"]) for r in defrags] == [("cp1", "ok"), ("cp2", "skipped"), ("cp3", "skipped")]
     result = defrags[0]["result"]
     assert result["changed"] and result["plan"][-1] == result["leader_before"], "leader last"
-    after = db_sizes(lab)
+    after = lab.db_sizes()
     for name in before:
         assert after[name] < before[name] / 2, (name, before[name], after[name])
 
