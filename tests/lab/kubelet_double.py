@@ -472,10 +472,14 @@ class KubeletDouble(object):
         with self._lock:
             self._shadowed, self._errors = shadowed, errors
             gone = [key for key, pod in self._pods.items() if key not in found or found[key][2] != pod.digest]
-            stopped = [self._pods.pop(key) for key in gone]
-        for pod in stopped:
+            stopping = [self._pods[key] for key in gone]
+        # A pod stays listed until its containers are gone, as kubelet reports a terminating pod:
+        # whoever waits for the pod to disappear may rely on the process being dead.
+        for pod in stopping:
             pod.stop()
         with self._lock:
+            for key in gone:
+                self._pods.pop(key, None)
             for key, (path, manifest, digest) in found.items():
                 if key not in self._pods and not self._stop.is_set():
                     pod = StaticPod(self, path, manifest, digest)
