@@ -30,6 +30,18 @@ def _kills(lab, name):
     return [event[1] for event in events if "Killed: liveness probe failed" in event[1]]
 
 
+def _lose_quorum(lab):
+    """Two of the three members stopped (manifests moved out): cp1 runs on without quorum."""
+    lab.remove_manifest("cp2")
+    lab.remove_manifest("cp3")
+
+
+def _regain_quorum(lab):
+    lab.restore_manifest("cp2")
+    lab.restore_manifest("cp3")
+    lab.wait_healthy(timeout=60)
+
+
 def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(seed_lab, tmp_path):
     lab = seed_lab
     backups = str(tmp_path / "backups")
@@ -37,8 +49,7 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     first_pid = lab.pid("cp1")
 
     # The fault: two members down, quorum lost.  The survivor is healthy but cannot serve `get foo`.
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") >= 2, timeout=60, what="cp1 restarted twice")
     assert lab.pid("cp1") != first_pid
     kills = _kills(lab, "cp1")
@@ -52,9 +63,7 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     assert audit["kill_window"]["hung_seconds"] == 170  # 15 + 7 x 20 (15 s timeouts skip a 10 s tick) + 15
 
     # Members return; the cluster recovers even with the bad probe.
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
 
     # kubeadm's probes for the etcd in the image (3.5.1) on the survivor: no linearizable read any more...
     path = lab.manifest_path("cp1")
@@ -73,13 +82,10 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     # (on 3.5.11+ it does not: the test below).
     assert rules["etcd-health-ignores-serializable"] == "critical"
     restarts = lab.restart_count("cp1")
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") > restarts, timeout=40, what="cp1 killed again")
     assert "RAFT NO LEADER" in _kills(lab, "cp1")[-1]
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
 
     # The seed's emergency fix for this etcd version: no liveness probe (startup probe kept).
     result = run_module("static_pod_probe", dict(manifest=path, state="absent", backup_dir=backups))
@@ -89,17 +95,14 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
 
     # The same fault, for longer than the seed probe's kill window (170 s): no restart, same process.
     restarts, pid = lab.restart_count("cp1"), lab.pid("cp1")
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     time.sleep(200 * SCALE)
     assert lab.restart_count("cp1") == restarts
     assert lab.pid("cp1") == pid
     assert not _kills(lab, "cp1")
 
     # And the cluster recovers when the members return.
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
     lab.etcdctl("put", "after", "recovery")
     assert lab.etcdctl("get", "after", "--print-value-only").stdout.strip() == "recovery"
 
@@ -126,14 +129,11 @@ def test_on_etcd_3_5_latest_kubeadms_probes_outlive_quorum_loss_and_the_seed_pro
 
         # The seed's exec probe kills the survivor on this etcd too.
         first_pid = lab.pid("cp1")
-        lab.remove_manifest("cp2")
-        lab.remove_manifest("cp3")
+        _lose_quorum(lab)
         lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") >= 1, timeout=60, what="cp1 killed")
         assert lab.pid("cp1") != first_pid
         assert "timed out" in _kills(lab, "cp1")[0]
-        lab.restore_manifest("cp2")
-        lab.restore_manifest("cp3")
-        lab.wait_healthy(timeout=60)
+        _regain_quorum(lab)
 
         # kubeadm's probes for the image's etcd, written by the module.
         path = lab.manifest_path("cp1")
@@ -151,8 +151,7 @@ def test_on_etcd_3_5_latest_kubeadms_probes_outlive_quorum_loss_and_the_seed_pro
         # Quorum lost for longer than the seed probe's kill window (170 s): /readyz fails, so the
         # member is reported not ready, but /livez passes: no kill, same process.
         restarts, pid = lab.restart_count("cp1"), lab.pid("cp1")
-        lab.remove_manifest("cp2")
-        lab.remove_manifest("cp3")
+        _lose_quorum(lab)
         time.sleep(200 * SCALE)
         container = lab.double("cp1").pod(lab.pod_name("cp1"))["containers"][0]
         assert not container["ready"]
@@ -161,8 +160,6 @@ def test_on_etcd_3_5_latest_kubeadms_probes_outlive_quorum_loss_and_the_seed_pro
         assert lab.restart_count("cp1") == restarts and lab.pid("cp1") == pid
         assert not _kills(lab, "cp1")
 
-        lab.restore_manifest("cp2")
-        lab.restore_manifest("cp3")
-        lab.wait_healthy(timeout=60)
+        _regain_quorum(lab)
         lab.etcdctl("put", "after", "recovery")
         assert lab.etcdctl("get", "after", "--print-value-only").stdout.strip() == "recovery"
