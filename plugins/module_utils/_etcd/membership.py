@@ -221,9 +221,8 @@ class MembershipChange(object):
                 ", ".join(s["name"] for s in healthy_remaining) or "none"))
         if reasons and not force:
             raise UnsafeOperation("refusing to remove etcd member %s: %s. Bring the other members back first, or "
-                                  "set force=true if you accept losing quorum" % (self._label(member),
-                                                                                   "; ".join(reasons)),
-                                  **self.result)
+                                  "set force=true if you accept losing quorum"
+                                  % (self._label(member), "; ".join(reasons)), **self.result)
         if reasons:
             self.result.setdefault("warnings", []).append(
                 "removing etcd member %s with force: %s" % (self._label(member), "; ".join(reasons)))

@@ -26,8 +26,8 @@ class FakeCluster(object):
         self.member_list = members
 
 
-def change(members=MEMBERS):
-    return MembershipChange(FakeCluster(list(members)))
+def change(members=None):
+    return MembershipChange(FakeCluster(list(MEMBERS if members is None else members)))
 
 
 def test_initial_cluster_names_the_new_member_as_etcdctl_does():
