@@ -319,7 +319,7 @@ def restore_snapshot(**params):
     try:
         return Restore(**params).run()
     except (IOError, OSError) as exc:
+        where = " (%s)" % exc.filename if exc.filename else ""
         raise OperationFailed("restoring %s into %s failed: %s%s; the journal beside the data directory lets the "
-                              "next run finish or start over" % (params.get("src"), params.get("data_dir"),
-                                                                 exc.strerror or exc,
-                                                                 " (%s)" % exc.filename if exc.filename else ""))
+                              "next run finish or start over"
+                              % (params.get("src"), params.get("data_dir"), exc.strerror or exc, where))
