@@ -287,8 +287,8 @@ class Restore(object):
         self.result.update(changed=True, moved_aside=aside, revision=journal["revision"],
                            bumped_to=journal["bumped_to"], keys=journal["keys"],
                            snapshot_sha256=journal["snapshot_sha256"])
-        self.result["msg"] = "restored %s into %s%s" % (journal["src"], self.data_dir,
-                                                         "; the old directory is %s" % aside if aside else "")
+        kept = "; the old directory is %s" % aside if aside else ""
+        self.result["msg"] = "restored %s into %s%s" % (journal["src"], self.data_dir, kept)
 
     def resume_interrupted(self):
         """Finish a swap an earlier run was killed in; True when it did."""
