@@ -15,8 +15,9 @@ one complete, and nothing the operator had is ever deleted:
 4. ``data_dir`` is renamed to ``<data_dir>.<timestamp>`` (``moved_aside``), the new directory is
    renamed to ``data_dir``; the journal becomes the record of the restore (``<data_dir>.cplane-restored.json``).
 
-A run that finds a journal finishes step 4 first.  A run whose record says ``data_dir`` was
-already restored from a snapshot with the same sha256 changes nothing (idempotent), unless forced.
+A run that finds a journal finishes step 4 first.  A run whose record says ``data_dir`` holds,
+untouched since, what a restore of a snapshot with the same sha256 wrote changes nothing
+(idempotent), unless forced; once etcd has run on it, a new restore is a new restore.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -91,6 +92,19 @@ def etcd_holds(data_dir):
         return False
     finally:
         os.close(fd)
+
+
+def db_identity(data_dir):
+    """What tells "this is still the database the restore wrote": once etcd has run on it, it differs.
+
+    A record alone would make a second quorum loss skip the restore on members whose data survived,
+    leaving them newer than the members restored from the snapshot.
+    """
+    try:
+        st = os.stat(os.path.join(data_dir, DB_RELATIVE))
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def etcdutl_features(etcdutl):
@@ -183,8 +197,8 @@ class Restore(object):
                                snapshot_sha256=status["db_sha256"])
             if self.bump_revision:
                 self.result["bumped_to"] = status["revision"] + self.bump_revision
-            if record and record.get("snapshot_sha256") == status["db_sha256"] and os.path.isdir(self.data_dir) \
-                    and not self.force:
+            if record and record.get("snapshot_sha256") == status["db_sha256"] and not self.force \
+                    and record.get("db_identity") == db_identity(self.data_dir):
                 self.result.update(moved_aside=record.get("moved_aside"), bumped_to=record.get("bumped_to"))
                 self.result["msg"] = ("%s was already restored from this snapshot at %s; nothing to do (force=true "
                                       "restores again)" % (self.data_dir, record.get("restored_at")))
@@ -281,6 +295,7 @@ class Restore(object):
             os.rename(target, self.data_dir)
         _files.fsync_dir(self.parent)
         journal["restored_at"] = _files.timestamp()
+        journal["db_identity"] = db_identity(self.data_dir)
         _write_json(record_path(self.data_dir), journal)
         os.unlink(journal_path(self.data_dir))
         _files.fsync_dir(self.parent)

@@ -57,10 +57,19 @@ def member_list(lab, endpoints=None):
 
 
 def destroy(lab, name):
-    """The node's etcd dies and its data directory is gone (a replaced disk)."""
+    """The node's etcd dies with its data destroyed: no WAL, a database of random bytes.
+
+    (A data directory that is merely empty is not enough to lose a member: etcd started with
+    --initial-cluster-state=existing fetches the member list from its peers and catches up from
+    the leader, and started with "new" it can bootstrap a cluster of its own.)
+    """
     member = lab.member(name)
     lab.kill(name)
-    shutil.rmtree(member.data_dir, ignore_errors=True)
+    shutil.rmtree(os.path.join(member.data_dir, "member", "wal"), ignore_errors=True)
+    db = os.path.join(member.data_dir, "member", "snap", "db")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    with open(db, "wb") as handle:
+        handle.write(os.urandom(64 * 1024))
 
 
 def wait_until(check, timeout=60, what="condition"):
@@ -147,3 +156,65 @@ def test_quorum_mode_on_a_healthy_cluster_is_refused(lab, tmp_path):
     run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_mode="quorum"))
     assert run.rc != 0 and "etcd has quorum" in run.output
     assert {m.name: tree_digest(m.manifests_dir) for m in lab.members} == before
+
+
+def run_until_killed(inventory, task_name, tmp_path, timeout=600):
+    """Start ansible-playbook and SIGKILL it (its whole process group) once a task named ``task_name`` ends."""
+    import subprocess
+    import sys
+    from tests.lab.ansible_run import ansible_env
+    results = str(tmp_path / ("killed-%d.jsonl" % time.monotonic_ns()))
+    env = ansible_env({"CPLANE_RESULTS": results})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, PLAYBOOK]
+    log = open(results + ".log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                with open(results + ".log") as output:
+                    raise AssertionError("the playbook ended before task %r:\n%s" % (task_name, output.read()[-3000:]))
+            if os.path.exists(results):
+                with open(results) as handle:
+                    if any(task_name in (json.loads(line).get("task") or "") for line in handle if line.strip()):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        return
+            time.sleep(0.05)
+        raise AssertionError("task %r never ran" % task_name)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["member", "quorum"])
+def test_killed_at_each_step_then_run_again_finishes(lab, tmp_path, mode):
+    if mode == "member":
+        steps = ["Member | remove the lost member", "Member | keep the old data directory aside",
+                 "Member | add the member back as a learner", "Member | start it as a member"]
+    else:
+        snapshots = tmp_path / "snapshots"
+        snapshots.mkdir()
+        for i in range(20):
+            lab.etcdctl("put", "/before/%03d" % i, "v%d" % i)
+        lab.etcdctl("snapshot", "save", str(snapshots / "etcd-snapshot-20261201T000000Z.db"), endpoints=lab.endpoints[:1])
+        steps = ["Quorum | stop etcd", "Quorum | restore the snapshot", "Join existing | drop the old"]
+    inventory = write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0)
+    for step in steps:
+        if mode == "member":
+            destroy(lab, "cp2")
+            wait_until(lambda: not lab.member("cp2").healthy(), what="cp2 unhealthy")
+        else:
+            destroy(lab, "cp2")
+            destroy(lab, "cp3")
+        run_until_killed(inventory, step, tmp_path)
+        finished = run_playbook(PLAYBOOK, inventory=inventory)
+        assert finished.rc == 0, "after a kill at %r:\n%s" % (step, finished.output[-4000:])
+        lab.wait_healthy()
+        members = member_list(lab)
+        assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"], step
+        assert not any(m.get("isLearner") for m in members), step
+        if mode == "quorum":
+            assert len(lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()) == 20, step
