@@ -171,9 +171,9 @@ upgrade_path:
     blocking: {description: Current violations; fix them before the first step., type: list, elements: dict}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils import _k8s_client
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps, _k8s_client
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import cluster, local, skew
 
@@ -198,8 +198,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not _k8s_client.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=_k8s_client.KUBERNETES_IMPORT_ERROR)
+    _deps.assert_required(module, *_deps.K8S)
     p = module.params
     if p["page_size"] < 1:
         module.fail_json(msg="page_size must be at least 1, got %d." % p["page_size"])
