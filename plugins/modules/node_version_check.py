@@ -65,7 +65,6 @@ options:
       - When it passes the module fails with a message naming the server and the deadline.
     type: float
     default: 60
-    version_added: 0.2.0
 author:
   - cplane.kubeadm contributors (@cplane)
 seealso:
