@@ -199,8 +199,8 @@ def main():
     )
     _deps.assert_required(module, *_deps.K8S)
     try:
-        result, message = check_versions(module.params, module.get_bin_path,
-                                          lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
+        result, message = check_versions(
+            module.params, module.get_bin_path, lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
     except CplaneError as err:
         fail_from(module, err, changed=False)
     if message:

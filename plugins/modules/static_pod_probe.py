@@ -191,7 +191,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR
-from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probe_state, static_pod
+from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probe_state
 
 
 def main():

@@ -19,4 +19,3 @@ def pki_argument_spec(**module_args):
     spec = dict(PKI_PATH_ARGS)
     spec.update(module_args)
     return spec
-

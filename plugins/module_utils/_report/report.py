@@ -159,8 +159,8 @@ def findings(report, max_restarts):
             out.append("probe: %s: %s" % (probe["manifest"], probe["error"]))
         for finding in probe.get("findings") or []:
             if finding.get("severity") == "critical":
-                out.append("probe: %s %s probe (%s): %s - %s" % (probe["component"], probe["probe"], probe["manifest"],
-                                                                  finding["rule"], _first_sentence(finding["message"])))
+                out.append("probe: %s %s probe (%s): %s - %s" % (
+                    probe["component"], probe["probe"], probe["manifest"], finding["rule"], _first_sentence(finding["message"])))
     for finding in report["stray_files"]:
         if finding.get("severity") == "critical":
             out.append("stray file: %s" % _stray_text(finding["message"]))
@@ -234,12 +234,12 @@ def _version_lines(versions):
         return ["versions: skipped, %s" % versions["skipped"]]
     if versions["error"]:
         return ["versions: API UNREACHABLE: %s" % versions["error"]]
-    mixed = ", ".join("%s %s on %s (majority %s)" % (m["component"], m["version"], m.get("node") or "cluster",
-                                                      m.get("majority_version")) for m in versions["mixed_versions"] or [])
+    mixed = ", ".join("%s %s on %s (majority %s)" % (m["component"], m["version"], m.get("node") or "cluster", m.get("majority_version"))
+                      for m in versions["mixed_versions"] or [])
     restarts = ", ".join("%s %s %s" % (r["component"], r["node"], r["restarts"]) for r in versions["restarts"][:5])
-    return ["versions: API server %s, %d skew violation(s); mixed versions: %s" % (
-                versions["api_server_version"], len(versions["violations"]), mixed or "none"),
-            "restarts: %s" % (restarts or "none")]
+    state = "versions: API server %s, %d skew violation(s); mixed versions: %s" % (
+        versions["api_server_version"], len(versions["violations"]), mixed or "none")
+    return [state, "restarts: %s" % (restarts or "none")]
 
 
 def summary(report, host):
