@@ -10,16 +10,25 @@ from tests.lab import api_double
 from tests.lab.ansible_run import run_module
 
 
-class TricklingHandler(api_double._Handler):
-    """Sends the headers at once, then one byte of the body per second: no socket read ever times out."""
+class FaultyHandler(api_double._Handler):
+    """The double's handler, with the body sent by ``send_body(data)`` after headers announcing ``length(data)``."""
 
     def _send(self, code, body, content_type="application/json"):
-        data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (
-            body if isinstance(body, bytes) else body.encode())
+        data = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(self.length(data)))
         self.end_headers()
+        self.send_body(data)
+
+    def length(self, data):
+        return len(data)
+
+
+class TricklingHandler(FaultyHandler):
+    """One byte of the body per second: no socket read ever times out."""
+
+    def send_body(self, data):
         try:
             for index in range(len(data)):
                 self.wfile.write(data[index:index + 1])
@@ -29,16 +38,13 @@ class TricklingHandler(api_double._Handler):
             self.close_connection = True
 
 
-class ShortBodyHandler(api_double._Handler):
+class ShortBodyHandler(FaultyHandler):
     """Announces 100 more bytes than it sends, then closes the connection."""
 
-    def _send(self, code, body, content_type="application/json"):
-        data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (
-            body if isinstance(body, bytes) else body.encode())
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data) + 100))
-        self.end_headers()
+    def length(self, data):
+        return len(data) + 100
+
+    def send_body(self, data):
         self.wfile.write(data)
         self.wfile.flush()
         self.close_connection = True
