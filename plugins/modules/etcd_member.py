@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: etcd_member
 short_description: Add an etcd member as a learner, promote it, or remove a member without losing quorum
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - V(present) adds the member as a non-voting learner when no member has that name or those peer URLs,
     and returns the C(--initial-cluster) value and C(--initial-cluster-state=existing) to start it with,
@@ -148,13 +148,12 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.membership import change_membership
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():
@@ -174,10 +173,7 @@ def main():
         mutually_exclusive=[("name", "id")],
         supports_check_mode=True,
     )
-    if not HAS_ETCD3:
-        module.fail_json(msg=missing_required_lib("etcd3"), exception=ETCD3_IMPORT_ERROR)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    _deps.assert_required(module, *_deps.ETCD)
     params = module.params
     try:
         result = change_membership(state=params["state"], name=params["name"], member_id=params["id"],

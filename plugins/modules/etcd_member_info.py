@@ -109,7 +109,6 @@ members:
     revision:
       description: The member's current key-value store revision; null when unreachable.
       type: int
-      version_added: 0.2.0
     db_size_quota:
       description: Backend quota in bytes (reported by etcd 3.6+, else O(quota_bytes) or 2 GiB).
       type: int

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: etcd_snapshot_restore
 short_description: Restore an etcd snapshot into a member's data directory, keeping the old one aside
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Verifies the snapshot first (etcd's sha256 trailer and the bolt database's pages; C(.db.xz) and
     C(.db.zst) files of M(cplane.kubeadm.etcd_snapshot) are decompressed next to O(data_dir)) and refuses
@@ -145,6 +145,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.restore import DEFAULT_BUMP_REVISION, restore_snapshot
 
@@ -166,6 +167,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if module.params["src"].endswith(".zst"):
+        _deps.assert_required(module, "zstandard")
     params = dict(module.params, check_mode=module.check_mode)
     try:
         result = restore_snapshot(**params)
