@@ -15,7 +15,7 @@ description:
   - Merges the C(<host>.tar.gz) files written by M(cplane.kubeadm.evidence_collect) (and fetched to the
     controller) into C(<dest_dir>/cplane-evidence-<timestamp>.tar.gz), mode 0600, written atomically,
     then removes the parts.
-  - Run it on the controller (C(delegate_to: localhost), C(run_once)).
+  - Run it on the controller (with delegate_to localhost and run_once).
 author: cplane.kubeadm contributors (@cplane)
 extends_documentation_fragment:
   - cplane.kubeadm.attributes
