@@ -43,6 +43,12 @@ def write_inventory(lab, directory, **overrides):
             control_plane_recovery_etcdutl_path=etcd_binary("etcdutl"),
             control_plane_recovery_poll_interval=1,
             control_plane_recovery_become=False,
+            control_plane_recovery_evidence_dir=str(directory / "evidence"),
+            control_plane_report_bundle_node_dir=str(directory / "node-evidence" / member.name),
+            control_plane_report_pki_dir=member.pki_dir,
+            control_plane_report_kubeconfig_dir=os.path.join(member.root, "etc/kubernetes"),
+            control_plane_report_kubelet_pki_dir=os.path.join(member.root, "var/lib/kubelet/pki"),
+            control_plane_report_versions=False,
         )
         hosts[member.name].update(overrides)
     path = str(directory / "inventory.yml")
@@ -114,6 +120,14 @@ def test_one_lost_member_is_replaced_learner_first_while_a_writer_runs(lab, tmp_
             assert got is not None and got.decode() == value, key
     finally:
         client.close()
+    # the evidence was kept before anything changed: cp2's manifest as it was, and the sick member
+    bundles = sorted(os.listdir(str(tmp_path / "evidence")))
+    assert len(bundles) == 1 and bundles[0].startswith("cplane-evidence-"), bundles
+    import tarfile
+    with tarfile.open(str(tmp_path / "evidence" / bundles[0])) as tar:
+        assert "cp2/manifests/etcd.yaml" in tar.getnames()
+        etcd = json.loads(tar.extractfile("cp1/documents/etcd.json").read())
+        assert [m["healthy"] for m in etcd["members"] if m["name"] == "cp2"] in ([False], [])
     # the old data directory was kept aside, not deleted
     parent = os.path.dirname(lab.member("cp2").data_dir)
     assert [n for n in os.listdir(parent) if n.startswith("etcd.")], os.listdir(parent)
