@@ -127,3 +127,23 @@ def test_a_run_killed_between_the_renames_is_finished_by_the_next(etcd1_cluster,
     assert os.path.isdir(member.data_dir) and os.path.isdir(finished["moved_aside"])
     start(lab)
     assert keys(lab) == ["k1"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+def test_a_filesystem_without_room_is_refused_before_anything_is_written(etcd1_cluster, tmp_path):
+    import subprocess
+    lab = etcd1_cluster
+    for i in range(40):
+        lab.etcdctl("put", "big%02d" % i, "x" * 60000)
+    src = snapshot_of(lab, tmp_path)
+    assert os.path.getsize(src) > 2 * 1024 * 1024
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    try:
+        args = restore_args(lab, src, bump_revision=0, data_dir=str(small / "etcd"))
+        result = run_module("etcd_snapshot_restore", args)
+        assert result["failed"] and "not enough space to restore into %s" % small in result["msg"]
+        assert os.listdir(str(small)) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
