@@ -159,7 +159,6 @@ backup_stamp:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import missing_libraries, pki_argument_spec
 
@@ -180,25 +179,13 @@ def main():
     )
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
-    p = module.params
-    kubeadm_path = p["kubeadm_path"]
-    if p["backend"] == "kubeadm" and not module.check_mode:
-        kubeadm_path = module.get_bin_path(kubeadm_path, required=True)
     try:
-        result = renew.renew_certificates(
-            pki_dir=p["pki_dir"], kubeconfig_dir=p["kubeconfig_dir"], certs=p["certs"],
-            renew_before_days=p["renew_before_days"], force=p["force"], validity_days=p["validity_days"],
-            backup_dir=p["backup_dir"], check_mode=module.check_mode, backend=p["backend"], kubeadm_path=kubeadm_path,
-            kubeadm_config=p["kubeadm_config"], run_command=module.run_command)
-        after = pki.scan(p["pki_dir"], p["kubeconfig_dir"], validity_days=p["validity_days"])
+        result = renew.run(module.params, check_mode=module.check_mode, diff=module._diff,
+                           run_command=module.run_command, get_bin_path=module.get_bin_path)
     except CplaneError as err:
         fail_from(module, err)
-    diff = result.pop("diff")
     for warning in result.pop("warnings"):
         module.warn(warning)
-    if module._diff and result["changed"]:
-        result["diff"] = diff
-    result["certificates"] = after["certificates"]
     module.exit_json(**result)
 
 
