@@ -8,7 +8,6 @@ import pytest
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from tests.lab import pki as lab
-from tests.lab.trees import tree_digest
 from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree
 
 
