@@ -129,3 +129,17 @@ def test_the_timer_run_sees_the_values_of_the_run_that_installed_it(tmp_path, ro
     differing = sorted(n for n in interactive if interactive[n] != timer.get(n))
     assert differing == [], {n: (interactive[n], timer.get(n)) for n in differing}
     assert len(interactive) >= 20
+
+
+def test_every_playbook_becomes_root_with_the_same_off_switch():
+    books = sorted(f for f in os.listdir(os.path.join(ROOT, "playbooks")) if f.endswith(".yml"))
+    assert books
+    for book in books:
+        with open(os.path.join(ROOT, "playbooks", book)) as handle:
+            plays = yaml.safe_load(handle)
+        for play in plays:
+            assert play.get("become") == "{{ %s_become | default(true) }}" % book[:-len(".yml")], (book, play.get("become"))
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        usage = [line for line in handle if line.startswith("ansible-playbook ")]
+    assert usage and all(" -i " in line for line in usage), usage
+    assert {line.split()[3] for line in usage} == {"cplane.kubeadm." + b[:-len(".yml")] for b in books}
