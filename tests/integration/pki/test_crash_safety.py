@@ -12,7 +12,7 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
 from tests.lab.ansible_run import run_module
 from tests.lab.etcd_cluster import EtcdLab
-from tests.unit.pki.helpers import NEAR_EXPIRY
+from tests.unit.pki.helpers import NEAR_EXPIRY, wrap_certificate_data
 
 # apiserver and etcd-server: key and certificate each; admin.conf, controller-manager.conf: one file each.
 FILES = 6
@@ -70,12 +70,7 @@ def test_info_reports_a_broken_pair_with_a_flag_and_a_warning(tree):
 
 def test_info_warns_about_a_kubeconfig_renewal_cannot_edit(tree):
     path = os.path.join(tree.kubeconfig_dir, "scheduler.conf")
-    text = open(path).read()
-    start = text.index("client-certificate-data: ") + len("client-certificate-data: ")
-    end = text.index("\n", start)
-    value = text[start:end]
-    with open(path, "w") as handle:
-        handle.write(text[:start] + "\n      ".join(value[i:i + 64] for i in range(0, len(value), 64)) + text[end:])
+    wrap_certificate_data(path)
     info = run_module("kubeadm_cert_info", dict(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir))
     entry = next(c for c in info["certificates"] if c["name"] == "scheduler.conf")
     assert entry["renewable_in_place"] is False and entry["key_matches"] is True

@@ -114,7 +114,9 @@ def test_the_timer_run_sees_the_values_of_the_run_that_installed_it(tmp_path, ro
 
     install = playbook(directory, role, {"tasks": [{"ansible.builtin.include_role": {
         "name": "cplane.kubeadm." + role, "tasks_from": "timer.yml"}}]})
+    assert not os.path.exists(os.path.join(directory, "units"))
     ansible_playbook([install, "-e", json.dumps(dict(values, **ROLES[role]["install"](directory)))])
+    assert os.path.isdir(os.path.join(directory, "units")), "the role creates its unit directory"
 
     with open(os.path.join(directory, ROLES[role]["service"])) as handle:
         exec_start = next(line for line in handle.read().splitlines() if line.startswith("ExecStart="))

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from tests.lab import pki as lab
-from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree
+from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree, wrap_certificate_data
 
 
 def write(path, data, mode=None):
@@ -117,12 +117,7 @@ def test_bad_input_is_refused_naming_the_file_and_the_rest_is_renewed(tree, case
 def test_wrapped_kubeconfig_is_refused_and_everything_else_renewed(tree):
     # client-certificate-data folded over lines (valid YAML, readable) cannot be replaced in place.
     path = os.path.join(tree.kubeconfig_dir, "admin.conf")
-    text = open(path).read()
-    start = text.index("client-certificate-data: ") + len("client-certificate-data: ")
-    end = text.index("\n", start)
-    value = text[start:end]
-    wrapped = "\n      ".join(value[i:i + 64] for i in range(0, len(value), 64))
-    write(path, (text[:start] + wrapped + text[end:]).encode())
+    wrap_certificate_data(path)
     before = open(path, "rb").read()
     error = _renew_all(tree)
     assert [r["name"] for r in error.result["refused"]] == ["admin.conf"]

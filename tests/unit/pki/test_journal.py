@@ -129,3 +129,20 @@ def test_symlinked_targets_are_written_through_keeping_the_link(tmp_path, relati
     assert real.read_bytes() == new_data("a.crt")
     assert open(backup_map[os.path.join(directory, "a.crt")], "rb").read() == b"old a.crt"
     assert sorted(os.listdir(str(shared))) == ["a.crt"]
+
+
+def test_an_os_error_mid_renewal_is_undone_and_reported_cleanly(tree, monkeypatch):
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
+    from tests.lab.trees import tree_digest
+    # A file where this run's backup directory must go: the backups cannot be written.
+    os.makedirs(tree.backup_dir)
+    with open(os.path.join(tree.backup_dir, "blocked"), "w") as handle:
+        handle.write("not a directory")
+    monkeypatch.setattr(renew._files, "timestamp", lambda: "blocked")
+    digest = tree_digest(tree.root)
+    with pytest.raises(OperationFailed) as err:
+        renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir)
+    assert "nothing was renewed (every file is as it was)" in err.value.msg and "blocked" in err.value.msg
+    assert tree_digest(tree.root) == digest
+    assert not os.path.exists(pki.journal_path(tree.pki_dir))
