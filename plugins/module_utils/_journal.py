@@ -31,6 +31,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -108,6 +111,27 @@ def _write_staged(path, data, mode, owner_from):
             view = view[written:]
         os.fchmod(fd, mode)
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(journal, what):
+    """Hold an exclusive lock for the journal's directory (flock: released when the holder dies)."""
+    directory = os.path.dirname(os.path.abspath(journal))
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except (IOError, OSError) as exc:
+        raise OperationFailed("cannot open %s to lock it for the %s: %s." % (directory, what, exc.strerror or exc))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise OperationFailed("another %s is running on this node (it holds the lock on %s); nothing was changed. "
+                                  "Run again when it has finished." % (what, directory))
+        yield
     finally:
         os.close(fd)
 

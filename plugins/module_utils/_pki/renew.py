@@ -387,14 +387,26 @@ def finish_interrupted(pki_dir, check_mode=False):
 def renew_certificates(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DIR, certs=("all",), renew_before_days=30,
                        force=False, validity_days=table.LEAF_VALIDITY_DAYS, backup_dir=DEFAULT_BACKUP_DIR,
                        check_mode=False, backend="python", kubeadm_path="kubeadm", kubeadm_config=None,
-                       run_command=None, forbidden_dirs=None, now=None):
+                       run_command=None, forbidden_dirs=None, now=None, lock=True):
     """Finish an interrupted run, then plan, validate, back up and renew.
 
     Returns the module result (without ``certificates``).  Raises OperationFailed, with what was
-    renewed in its result, when a certificate was refused or a step failed.
+    renewed in its result, when a certificate was refused or a step failed.  ``lock=False`` is for a
+    caller that already holds the node's renewal lock.
     """
-    forbidden = forbidden_dirs if forbidden_dirs is not None else (_files.MANIFESTS_DIR, os.path.join(kubeconfig_dir, "manifests"))
     pki.check_pki_dir(pki_dir)
+    if check_mode or not lock:
+        return _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode,
+                      backend, kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now)
+    # The timer and a hand run on the same node must not finish each other's swap.
+    with _journal.exclusive(pki.journal_path(pki_dir), "certificate renewal"):
+        return _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode,
+                      backend, kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now)
+
+
+def _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode, backend,
+           kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now):
+    forbidden = forbidden_dirs if forbidden_dirs is not None else (_files.MANIFESTS_DIR, os.path.join(kubeconfig_dir, "manifests"))
     recovered = finish_interrupted(pki_dir, check_mode)
     items, warnings = plan_renewal(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, now, backup_dir)
     if recovered is not None:
@@ -411,7 +423,7 @@ def renew_certificates(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DI
     result = {"renewed": [], "not_renewed": not_renewed, "refused": refused, "warnings": warnings, "changed": bool(due),
               "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir,
               "recovered": recovered}
-    if recovered is not None and not check_mode:
+    if recovered is not None:
         result["changed"] = True
     if check_mode or not due:
         result["renewed"] = [_summary(i) for i in due]

@@ -146,3 +146,22 @@ def test_an_os_error_mid_renewal_is_undone_and_reported_cleanly(tree, monkeypatc
     assert "nothing was renewed (every file is as it was)" in err.value.msg and "blocked" in err.value.msg
     assert tree_digest(tree.root) == digest
     assert not os.path.exists(pki.journal_path(tree.pki_dir))
+
+
+def test_a_second_renewal_on_the_node_is_refused_while_one_runs(tree):
+    import fcntl
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
+    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
+    from tests.lab.trees import tree_digest
+    digest = tree_digest(tree.root)
+    holder = os.open(os.path.dirname(pki.journal_path(tree.pki_dir)), os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(OperationFailed) as err:
+            renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir)
+        assert "another certificate renewal is running" in err.value.msg
+        assert tree_digest(tree.root) == digest
+    finally:
+        os.close(holder)
+    assert renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir,
+                                    backup_dir=tree.backup_dir)["changed"] is True
