@@ -1,6 +1,7 @@
 """kubeadm_cert_renew killed (SIGKILL, through the test-only fault hook) at every write point of its
 transaction, then run again: every pair matches and the renewal is complete.  A real etcd shows why:
 it will not start on the broken pair a kill used to leave, and starts once the re-run has finished."""
+import json
 import os
 import signal
 import time
@@ -12,7 +13,7 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
 from tests.lab.ansible_run import run_module
 from tests.lab.etcd_cluster import EtcdLab
-from tests.unit.pki.helpers import NEAR_EXPIRY, wrap_certificate_data
+from tests.unit.pki.helpers import NEAR_EXPIRY, assert_no_key_material, key_bodies_in_tree, wrap_certificate_data
 
 # apiserver and etcd-server: key and certificate each; admin.conf, controller-manager.conf: one file each.
 FILES = 6
@@ -37,6 +38,7 @@ def leftovers(root):
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_killed_at_each_write_point_the_next_run_completes_the_renewal(tree, fault):
+    bodies = key_bodies_in_tree(tree)
     killed = run_module("kubeadm_cert_renew", tree.args(), env={_journal.FAULT_ENV: fault})
     assert killed["failed"] is True and "renewed" not in killed  # the module died; Ansible saw no result
 
@@ -55,6 +57,7 @@ def test_killed_at_each_write_point_the_next_run_completes_the_renewal(tree, fau
     by_name = {c["name"]: c for c in again["certificates"]}
     assert all(by_name[name]["days_left"] >= 364 for name in NEAR_EXPIRY)
     assert leftovers(tree.root) == []
+    assert_no_key_material(json.dumps(killed) + json.dumps(again), bodies + key_bodies_in_tree(tree))
 
 
 def test_info_reports_a_broken_pair_with_a_flag_and_a_warning(tree):
