@@ -287,6 +287,13 @@ def inspect_leaf(name, pki_dir, kubeconfig_dir, cas, ca_certs, now=None):
     return entry
 
 
+def broken_pair(kind, cert_path, key_path, advice):
+    """The one wording of a key that does not belong to its certificate."""
+    return ("the private key %s does not match its certificate %s: the pair is broken (a component using it will not "
+            "start; etcd: 'tls: private key does not match public key'). %s"
+            % ("in " + cert_path if kind == "kubeconfig" else key_path, cert_path, advice))
+
+
 def _pair_facts(spec, cert_path, key_path, cert):
     """key_matches (and, for kubeconfigs, renewable_in_place) with the problem, if any, under ``problem``."""
     facts = {}
@@ -303,9 +310,8 @@ def _pair_facts(spec, cert_path, key_path, cert):
         return facts
     facts["key_matches"] = key_matches(cert, key)
     if not facts["key_matches"]:
-        facts["problem"] = ("the private key %s does not match its certificate %s: the pair is broken (a component "
-                            "using it will not start) and renewal will refuse it. Restore both from the same backup."
-                            % ("in " + cert_path if spec["kind"] == "kubeconfig" else key_path, cert_path))
+        facts["problem"] = broken_pair(spec["kind"], cert_path, key_path, "renewal will refuse it. Restore both from "
+                                                                          "the same backup.")
     if spec["kind"] == "kubeconfig":
         try:
             kubeconfigs.check_replaceable(embedded)

@@ -98,9 +98,7 @@ def _load_item(item, backup_dir):
         item.key_pem = pki.read_file(item.key_path, "private key")
         key = pki.parse_private_key(item.key_pem, item.key_path)
     if not pki.key_matches(item.cert, key):
-        raise InputError("the private key %s does not match its certificate %s: the pair is broken. %s"
-                         % ("in " + item.cert_path if item.kind == "kubeconfig" else item.key_path, item.cert_path,
-                            restore_advice(item, backup_dir)))
+        raise InputError(pki.broken_pair(item.kind, item.cert_path, item.key_path, restore_advice(item, backup_dir)))
 
 
 def _backup_copy(backup_root, path):

@@ -60,9 +60,13 @@ def test_killed_at_each_write_point_the_next_run_completes_the_renewal(tree, fau
     assert_no_key_material(json.dumps(killed) + json.dumps(again), bodies + key_bodies_in_tree(tree))
 
 
-def test_info_reports_a_broken_pair_with_a_flag_and_a_warning(tree):
-    # What a kill right after the key swap used to leave behind.
+def test_info_reports_an_interrupted_renewal_and_a_broken_pair(tree):
     run_module("kubeadm_cert_renew", tree.args(certs=["apiserver"]), env={_journal.FAULT_ENV: "after:swap:1"})
+    info = run_module("kubeadm_cert_info", dict(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir))
+    assert info["failed"] is False and info["interrupted_renewal"]["action"] == "roll_forward"
+    assert os.path.join(tree.pki_dir, "apiserver.key") in info["interrupted_renewal"]["files"]
+    assert any("certificate renewal was interrupted" in w for w in info["warnings"])
+    # Without the journal, this is what a kill right after the key swap used to leave behind.
     os.unlink(pki.journal_path(tree.pki_dir))
     info = run_module("kubeadm_cert_info", dict(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir))
     entry = next(c for c in info["certificates"] if c["name"] == "apiserver")
