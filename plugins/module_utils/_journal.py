@@ -75,7 +75,7 @@ def digest_of(path):
         return None
 
 
-def _fsync_path(path):
+def _fsync_file(path):
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -84,7 +84,8 @@ def _fsync_path(path):
 
 
 def _fsync_dir(path):
-    _fsync_path(os.path.dirname(path) or ".")
+    """fsync the directory holding ``path``, so that a rename or creation there survives a power cut."""
+    _files.fsync_dir(os.path.dirname(path) or ".")
 
 
 def staged_path(real_target):
@@ -176,7 +177,7 @@ class Transaction(object):
                 os.chown(backup, st.st_uid, st.st_gid)
             except PermissionError:
                 pass
-            _fsync_path(backup)
+            _fsync_file(backup)
             _fsync_dir(backup)
             entry["old"] = digest_of(backup)
             fault_point("backup")

@@ -178,11 +178,12 @@ backup_stamp:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import missing_libraries, pki_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
 
 def main():
@@ -199,8 +200,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
+    _deps.assert_required(module, *_deps.PKI)
     try:
         result = renew.run(module.params, check_mode=module.check_mode, diff=module._diff,
                            run_command=module.run_command, get_bin_path=module.get_bin_path)
