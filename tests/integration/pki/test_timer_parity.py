@@ -140,7 +140,8 @@ def test_every_playbook_becomes_root_with_the_same_off_switch():
         with open(os.path.join(ROOT, "playbooks", book)) as handle:
             plays = yaml.safe_load(handle)
         for play in plays:
-            assert play.get("become") == "{{ %s_become | default(true) }}" % book[:-len(".yml")], (book, play.get("become"))
+            role = play["roles"][0]["role"].split(".")[-1]
+            assert play.get("become") == "{{ %s_become | default(true) }}" % role, (book, play.get("become"))
     with open(os.path.join(ROOT, "README.md")) as handle:
         usage = [line for line in handle if line.startswith("ansible-playbook ")]
     assert usage and all(" -i " in line for line in usage), usage
