@@ -75,14 +75,6 @@ def digest_of(path):
         return None
 
 
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path):
     """fsync the directory holding ``path``, so that a rename or creation there survives a power cut."""
     _files.fsync_dir(os.path.dirname(path) or ".")
@@ -177,7 +169,8 @@ class Transaction(object):
                 os.chown(backup, st.st_uid, st.st_gid)
             except PermissionError:
                 pass
-            _fsync_file(backup)
+            with open(backup, "rb") as handle:
+                os.fsync(handle.fileno())
             _fsync_dir(backup)
             entry["old"] = digest_of(backup)
             fault_point("backup")
