@@ -11,7 +11,7 @@ import os
 import time
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
-from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR, os_error
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes, prober, static_pod
 
 DEFAULT_BACKUP_DIR = "/var/backups/cplane-kubeadm"
@@ -30,8 +30,19 @@ def manage_probe(path, probe_kind, state="audited", container_name=None, spec=No
                  measure_interval=0.0, crictl=None, run_command=None):
     """Do what ``state`` asks for ``probe_kind`` of the container; return the module result.
 
-    Nothing is written in check mode, when nothing changes, or when any input is bad.
+    Nothing is written in check mode, when nothing changes, or when any input is bad.  An
+    operating-system error anywhere (read-only filesystem, full disk, permission denied) is told
+    as what failed on which path, never as a traceback.
     """
+    try:
+        return _manage_probe(path, probe_kind, state, container_name, spec, recommended, manifest_dir, backup_dir,
+                             check_mode, measure, measure_interval, crictl, run_command)
+    except OSError as exc:
+        raise os_error("access", exc, path)
+
+
+def _manage_probe(path, probe_kind, state, container_name, spec, recommended, manifest_dir, backup_dir,
+                  check_mode, measure, measure_interval, crictl, run_command):
     if probe_kind not in probes.KINDS:
         raise InputError("probe must be one of %s, not %r." % (", ".join(probes.KINDS), probe_kind))
     manifest_dir = manifest_dir or os.path.dirname(os.path.abspath(path))
