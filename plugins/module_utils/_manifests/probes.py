@@ -163,26 +163,57 @@ def _recommended_or_none(component, version, container, kind):
 
 
 # -- the audit ----------------------------------------------------------------------------------------
-def kill_window(probe, kind="liveness"):
-    """How long a hung process survives this probe, in seconds, the way kubelet schedules it.
+# kubelet enforces timeoutSeconds on exec probes from Kubernetes 1.20 (kubernetes PR 94115, the
+# ExecProbeTimeout feature gate, on by default).  Before, a hung command ran until it exited by
+# itself: a hung ``etcdctl`` after its own --command-timeout (5 s by default).
+EXEC_TIMEOUT_ENFORCED_SINCE = (1, 20)
 
-    kubelet probes every periodSeconds but skips the ticks a running probe misses, so a probe that
-    runs into its timeout repeats every ceil(timeout/period) periods.  ``fast_failure`` is for a
-    probe that fails at once (connection refused); ``hung`` for one that times out each time.
+
+def probe_interval(probe):
+    """Seconds between the starts of two probes that each run into their timeout.
+
+    kubelet's worker (pkg/kubelet/prober/worker.go, run()) is ``for w.doProbe(ctx) { select {
+    case <-probeTicker.C: ... } }`` on a Go time.Ticker of periodSeconds.  A ticker's channel
+    holds one tick: the tick that fires while a slow probe runs waits there, so the next probe
+    starts the moment the slow one returns.  Probes that time out therefore repeat every
+    max(periodSeconds, timeoutSeconds).
+    """
+    t = prober.timing(probe)
+    return max(t["periodSeconds"], t["timeoutSeconds"])
+
+
+def kill_window(probe, kind="liveness"):
+    """How long a failing process survives this probe, in seconds, the way kubelet schedules it.
+
+    ``fast_failure_seconds``: probes that fail at once (connection refused) run every period, so
+    the container is killed initialDelaySeconds + (failureThreshold - 1) * periodSeconds after it
+    started.  ``hung_seconds``: probes that run into their timeout repeat every probe_interval,
+    so the last one ends initialDelaySeconds + failureThreshold * max(period, timeout) after the
+    start (15 + 8 x 15 = 135 s for the first seed's etcdctl probe).  Both count from a first probe
+    at initialDelaySeconds; kubelet's first probe waits for the first tick of the worker's ticker
+    (started with the pod, just before the container) after initialDelaySeconds, up to one
+    periodSeconds later: ``hung_seconds_latest``.  For exec probes on Kubernetes before 1.20 see
+    EXEC_TIMEOUT_ENFORCED_SINCE.
     """
     if not probe:
         return None
     t = prober.timing(probe)
     period, timeout = t["periodSeconds"], t["timeoutSeconds"]
-    interval = period * max(1, int(math.ceil(float(timeout) / period)))
     failures = t["failureThreshold"]
-    return dict(
+    window = dict(
         kind=kind,
         fast_failure_seconds=t["initialDelaySeconds"] + (failures - 1) * period,
-        hung_seconds=t["initialDelaySeconds"] + (failures - 1) * interval + timeout,
+        hung_seconds=t["initialDelaySeconds"] + failures * probe_interval(probe),
+        hung_seconds_latest=t["initialDelaySeconds"] + period + failures * probe_interval(probe),
+        hung_probe_interval_seconds=probe_interval(probe),
         initial_delay_seconds=t["initialDelaySeconds"], period_seconds=period, timeout_seconds=timeout,
         failure_threshold=failures,
     )
+    if prober.handler_of(probe) == "exec":
+        window["exec_timeout_note"] = (
+            "timeoutSeconds bounds exec probes only from Kubernetes 1.20 (ExecProbeTimeout); before that a hung "
+            "command ran until it exited by itself (etcdctl: its --command-timeout, 5s by default).")
+    return window
 
 
 def _finding(rule, severity, message):
@@ -265,14 +296,17 @@ def audit_probe(container, kind, component=None, version=None, manifest_files=No
                 "%s has a liveness probe but no startupProbe: kubelet starts killing it %ss after start even "
                 "while it is still loading its data (a large etcd snapshot, a slow apiserver cache warm-up), "
                 "which can turn a slow start into a restart loop." % (component, window["fast_failure_seconds"])))
-        if t["timeoutSeconds"] >= t["periodSeconds"]:
+        if t["timeoutSeconds"] > t["periodSeconds"]:
             window = kill_window(probe, kind)
             as_kubeadm = probe == _recommended_or_none(component, version, container, kind)
             findings.append(_finding(
                 "timeout-not-below-period", "info" if as_kubeadm else "warning",
-                "timeoutSeconds (%d) >= periodSeconds (%d): a slow check occupies the whole period, kubelet skips "
-                "the ticks it misses, and a hung process survives %ss instead of the %ss the numbers suggest.%s"
-                % (t["timeoutSeconds"], t["periodSeconds"], window["hung_seconds"], window["fast_failure_seconds"],
+                "timeoutSeconds (%d) > periodSeconds (%d): kubelet starts the next probe as soon as a timed-out one "
+                "returns, so failing probes repeat every %ds, not every %ds, and a hung process survives about %ss "
+                "(initialDelaySeconds + failureThreshold x %d) instead of the %ss the period suggests.%s%s"
+                % (t["timeoutSeconds"], t["periodSeconds"], window["hung_probe_interval_seconds"], t["periodSeconds"],
+                   window["hung_seconds"], window["hung_probe_interval_seconds"], window["fast_failure_seconds"],
+                   " " + window["exec_timeout_note"] if "exec_timeout_note" in window else "",
                    " (kubeadm's own default: known and accepted.)" if as_kubeadm else "")))
         if handler in ("httpGet", "tcpSocket"):
             host = (probe[handler].get("host") or "").strip("[]")
