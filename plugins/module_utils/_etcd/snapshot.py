@@ -643,6 +643,6 @@ def run_snapshot(endpoints, ca_cert, client_cert, client_key, command_timeout=10
                                    retention=retention, etcdutl_path=etcdutl_path, compression_level=compression_level,
                                    snapshot_timeout=snapshot_timeout, check_mode=check_mode)
     except OSError as exc:
-        raise _files.os_error("write the snapshot into", exc, dest)
+        raise _files.FileOperationError("write a snapshot into", dest, exc)
     result["skipped_members"] = source["skipped"]
     return result

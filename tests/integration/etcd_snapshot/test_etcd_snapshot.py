@@ -272,3 +272,17 @@ def test_a_run_killed_mid_stream_is_cleaned_up_by_the_next_run_at_once(etcd1_clu
     name = os.path.basename(result["path"])
     assert sorted(os.listdir(str(dest))) == [name, name + ".json"]
     assert verify_snapshot(result["path"])["revision"] == result["revision"]
+
+
+def test_a_read_only_dest_fails_with_a_message_naming_it(lab, tmp_path):
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(dest)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        result = run_module("etcd_snapshot", lab.connection_args(dest=str(dest)))
+    finally:
+        subprocess.run(["umount", "-l", str(dest)], check=False)
+    assert result["failed"] and "MODULE FAILURE" not in result["_stdout"] and "Traceback" not in result["_stdout"]
+    assert result["msg"].startswith("cannot write a snapshot into %s: Read-only file system." % dest), result["msg"]
