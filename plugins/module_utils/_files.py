@@ -14,10 +14,8 @@ import shutil
 import tempfile
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
-
-# kubelet starts a static pod for every file in this directory whose name does not start with a
-# dot, so a backup left there runs as a second copy of the component.
-MANIFESTS_DIR = "/etc/kubernetes/manifests"
+# A backup left in the manifests directory runs as a second copy of the component.
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import MANIFESTS_DIR
 
 
 # What to do about the operating-system errors a node really shows (EROFS after a disk error

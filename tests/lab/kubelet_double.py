@@ -44,6 +44,7 @@ import weakref
 
 import yaml
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_repository
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 from tests.lab.binaries import etcd_bin_dir
 
@@ -60,13 +61,6 @@ _LIVE = weakref.WeakSet()
 def _kill_leftovers():
     for double in list(_LIVE):
         double.stop()
-
-
-def image_repository(image):
-    """``registry.k8s.io/etcd:3.5.1-0`` -> ``etcd``."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0]
 
 
 class PathMap(object):

@@ -10,6 +10,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR, os_error
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes, prober, static_pod
@@ -22,7 +23,9 @@ def manifest_path(manifest=None, name=None, manifest_dir=MANIFESTS_DIR):
         return manifest
     if not name:
         raise InputError("give either manifest (a path) or name (a component, e.g. etcd) to select a manifest.")
-    return os.path.join(manifest_dir, name if name.endswith((".yaml", ".yml", ".json")) else name + ".yaml")
+    if name.endswith((".yaml", ".yml", ".json")):
+        return os.path.join(manifest_dir, name)
+    return _kubeadm.manifest_file(name, manifest_dir)
 
 
 def manage_probe(path, probe_kind, state="audited", container_name=None, spec=None, recommended=False,
@@ -51,8 +54,8 @@ def _manage_probe(path, probe_kind, state, container_name, spec, recommended, ma
         static_pod.check_backup_dir(backup_dir, [manifest_dir, MANIFESTS_DIR])
     data, doc = static_pod.read_manifest(path)
     container = static_pod.find_container(doc, container_name, path)
-    component = probes.component_of(container)
-    version = probes.image_version(container.get("image"))
+    component = _kubeadm.component_of(container)
+    version = _kubeadm.image_version(container.get("image"))
     field = probes.FIELD[probe_kind]
     before = container.get(field)
     result = dict(changed=False, manifest=path, container=container["name"], probe=probe_kind, component=component,

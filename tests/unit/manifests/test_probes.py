@@ -1,6 +1,7 @@
 """Audit rules, kill windows and kubeadm's recommended probes (pure logic)."""
 import pytest
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes
 
@@ -71,7 +72,7 @@ def test_etcd_recommended_probes_follow_the_version():
 def test_control_plane_recommended_probes_use_their_flags():
     api = {"name": "kube-apiserver", "image": "registry.k8s.io/kube-apiserver:v1.30.2",
            "command": ["kube-apiserver", "--advertise-address=10.0.0.5", "--secure-port=6443"]}
-    rec = probes.recommended_probes(probes.component_of(api), probes.image_version(api["image"]), api)
+    rec = probes.recommended_probes(_kubeadm.component_of(api), _kubeadm.image_version(api["image"]), api)
     assert rec["liveness"]["httpGet"] == {"host": "10.0.0.5", "path": "/livez", "port": 6443, "scheme": "HTTPS"}
     assert rec["readiness"]["httpGet"]["path"] == "/readyz"
     kcm = {"name": "kube-controller-manager", "image": "registry.k8s.io/kube-controller-manager:v1.30.2",
@@ -117,6 +118,6 @@ def test_stray_files_in_the_manifests_directory():
 
 
 def test_image_versions():
-    assert probes.image_version("registry.k8s.io/etcd:3.5.12-0") == (3, 5, 12)
-    assert probes.image_version("registry.k8s.io/kube-apiserver:v1.30.2") == (1, 30, 2)
-    assert probes.image_version("localhost:5000/etcd") is None
+    assert _kubeadm.image_version("registry.k8s.io/etcd:3.5.12-0") == (3, 5, 12)
+    assert _kubeadm.image_version("registry.k8s.io/kube-apiserver:v1.30.2") == (1, 30, 2)
+    assert _kubeadm.image_version("localhost:5000/etcd") is None
