@@ -22,9 +22,9 @@ description:
   - Compresses it (xz or zstd), fsyncs it and renames it into place with mode 0600 as
     C(<name_prefix>-<UTC timestamp>.db[.xz|.zst]).
   - Writes C(<snapshot>.json) next to each snapshot (who wrote it, size, sha256, revision, member).
-  - Keeps the newest O(retention) snapshots. Only files this module wrote are ever deleted: the name
-    must match the pattern for O(name_prefix) and the C(.json) sidecar must vouch for the file's
-    size and sha256. An operator's own C(etcdctl snapshot save) under a matching name is kept (see
+  - Keeps the newest O(retention) snapshots. Only files this module wrote are ever deleted, that is
+    the name must match the pattern for O(name_prefix) and the C(.json) sidecar must vouch for the
+    file's size and sha256. An operator's own C(etcdctl snapshot save) under a matching name is kept (see
     RV(kept_foreign)); other files in O(dest) are left alone.
   - Each run holds an exclusive C(flock) on its own lock file in O(dest) while it has temp files
     there. Temp files of a run that died (SIGKILL, out of disk) are recognised by their unlocked lock

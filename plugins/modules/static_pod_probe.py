@@ -165,7 +165,7 @@ kill_window:
     - How long a process that stops answering survives the probe, in seconds. C(fast_failure_seconds) when each
       check fails at once (initialDelaySeconds + (failureThreshold - 1) x periodSeconds).
     - C(hung_seconds) when each check runs into its timeout. kubelet's probe worker waits on a Go ticker that keeps
-      the tick a running check misses, so the next check starts as soon as a timed-out one returns: checks repeat
+      the tick a running check misses, so the next check starts as soon as a timed-out one returns. Checks repeat
       every C(hung_probe_interval_seconds) = max(periodSeconds, timeoutSeconds), and C(hung_seconds) =
       initialDelaySeconds + failureThreshold x that. C(hung_seconds_latest) adds one period for kubelet's first
       tick after the initial delay.
