@@ -142,13 +142,22 @@ class RunLock(object):
     """The exclusive flock a run holds on its own lock file in ``dest`` while it has temp files there."""
 
     def __init__(self, dest, snapshot_path):
-        fd, self.path = tempfile.mkstemp(prefix=".%s." % os.path.basename(snapshot_path), suffix=".lock", dir=dest)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            fd, self.path = tempfile.mkstemp(prefix=".%s." % os.path.basename(snapshot_path), suffix=".lock", dir=dest)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                os.unlink(self.path)
+                raise
+            # Another run may have found the file before it was locked, taken it for abandoned and
+            # removed it: then this lock guards nothing; take a new file.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except OSError:
+                pass
             os.close(fd)
-            os.unlink(self.path)
-            raise
         self.fd = fd
         # the temp files' names: same run key as the lock file
         self.base = self.path[:-len(".lock")]
