@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import datetime
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -112,6 +113,26 @@ def atomic_write(path, data, mode=None, owner_from=None):
     finally:
         os.close(dir_fd)
     return target
+
+
+def flock_held(path):
+    """Whether some process holds a flock on ``path``: True, False, or None when it cannot be opened.
+
+    The probe takes the lock without waiting and drops it at once (closing the descriptor).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
 
 
 def is_inside(path, directory):

@@ -25,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import fcntl
 import hashlib
 import json
@@ -93,20 +92,8 @@ def partial_pattern(prefix):
 
 
 def _lock_is_free(lock_path):
-    """True when no process holds ``lock_path`` (its run is dead); the probe does not keep it."""
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    finally:
-        os.close(fd)   # closing drops the probe's lock
-    return True
+    """True when no process holds ``lock_path`` (its run is dead)."""
+    return _files.flock_held(lock_path) is False
 
 
 def stale_partials(dest, prefix, older_than, now=None):
