@@ -176,8 +176,11 @@ def describe_probe(probe):
 def describe_window(window):
     if not window:
         return "no probe, nothing kills the pod"
-    return "killed %ss after it stops answering (%ss when each check hangs into its timeout)" % (
-        window["fast_failure_seconds"], window["hung_seconds"])
+    # kubelet's ticker keeps the tick a slow probe misses: timed-out checks repeat every max(period, timeout)
+    text = ("killed %ss after it stops answering; %ss when each check hangs into its timeout (one every %ss, "
+            "up to %ss with kubelet's first tick)")
+    return text % (window["fast_failure_seconds"], window["hung_seconds"], window["hung_probe_interval_seconds"],
+                   window["hung_seconds_latest"])
 
 
 def first_sentence(text, width=90):
