@@ -140,7 +140,7 @@ class Transaction(object):
 
     def add(self, path, data, mode=None, private=False):
         """Replace ``path`` (through any symlink) with ``data``; ``private`` forces group/other bits off."""
-        real = os.path.realpath(path)
+        real = _files.write_target(path)
         if mode is None:
             mode = os.stat(real).st_mode & 0o7777
         if private:
