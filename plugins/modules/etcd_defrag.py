@@ -95,8 +95,8 @@ options:
   request_timeout_seconds:
     description:
       - etcd's request timeout, the cost of a leadership transfer for O(move_leader=auto).
-      - etcd computes it as 5 s + 2 x C(--election-timeout) (C(ReqTimeout) in etcd's server/config/config.go):
-        7 s with the default election timeout of 1000 ms, which kubeadm keeps.
+      - etcd computes it as 5 s + 2 x C(--election-timeout) (C(ReqTimeout) in etcd's server/config/config.go),
+        which makes 7 s with the default election timeout of 1000 ms, which kubeadm keeps.
     type: float
     default: 7
   lock_name:

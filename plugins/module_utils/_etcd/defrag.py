@@ -82,8 +82,8 @@ def leader_move_decision(mode, leader_db_size, measured, request_timeout):
     estimate = round(float(leader_db_size or 0) / throughput, 3)
     decision = dict(mode=mode, estimate_s=estimate, throughput_bytes_per_s=int(throughput),
                     request_timeout_seconds=request_timeout, move=None, reason=None)
-    basis = "estimated defragmentation %.2f s (db_size %s at %s/s, %s)" % (estimate, mib(leader_db_size),
-                                                                            mib(throughput), source)
+    basis = "estimated defragmentation %.2f s (db_size %s at %s/s, %s)" % (
+        estimate, mib(leader_db_size), mib(throughput), source)
     if mode is True:
         decision["move"] = True
         decision["reason"] = "move_leader is true: leadership moves first (%s)" % basis
