@@ -461,7 +461,10 @@ def run_defrag(endpoints, ca_cert, client_cert, client_key, command_timeout=10, 
         lock = EtcdLock(cluster, options["lock_name"], options["lock_ttl"], holder_identity("etcd_defrag"))
         if check_mode:
             # Check mode changes nothing, so it does not queue for the lock; it says who holds it.
-            holder = lock.holder()
+            try:
+                holder = lock.holder()
+            finally:
+                lock.release()  # no lease was granted: this only closes its connections
             result = RollingDefrag(cluster, options).run(check_mode=True)
             result["lock"] = dict(name=lock.name, key=None, ttl=None, holder=None, acquired=False, waited_s=None,
                                   held_by=describe_holder(holder) if holder else None)

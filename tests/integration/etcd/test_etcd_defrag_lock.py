@@ -47,7 +47,7 @@ def test_two_runs_started_together_defragment_each_member_once(etcd3_cluster):
     fragment(lab, 16)
     names = sorted(m.name for m in lab.members)
     # two nodes' timers firing at once: two ansible processes started together
-    runs = [start_module("etcd_defrag", lab.connection_args(pause_seconds=1, **SMALL)) for _ in range(2)]
+    runs = [start_module("etcd_defrag", lab.connection_args(pause_seconds=1, **SMALL)) for _run in range(2)]
     first, second = [run.wait(timeout=300) for run in runs]
     for result in (first, second):
         assert not result["failed"], result.get("msg")
