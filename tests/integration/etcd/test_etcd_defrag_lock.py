@@ -46,8 +46,9 @@ def test_two_runs_started_together_defragment_each_member_once(etcd3_cluster):
     lab = etcd3_cluster
     fragment(lab, 16)
     names = sorted(m.name for m in lab.members)
-    # two nodes' timers firing at once: two ansible processes started together
-    runs = [start_module("etcd_defrag", lab.connection_args(pause_seconds=1, **SMALL)) for _run in range(2)]
+    # two nodes' timers firing at once: two ansible processes started together (a run lasts >= 6 s:
+    # two 3 s pauses, longer than any start-up jitter between them)
+    runs = [start_module("etcd_defrag", lab.connection_args(pause_seconds=3, **SMALL)) for _run in range(2)]
     first, second = [run.wait(timeout=300) for run in runs]
     for result in (first, second):
         assert not result["failed"], result.get("msg")
@@ -74,7 +75,8 @@ def test_second_run_fails_naming_the_holder_or_skips_with_lock_wait_false(etcd3_
         assert identity["tool"] == "etcd_defrag" and identity["host"] and identity["pid"] > 0
         waiter = start_module("etcd_defrag", lab.connection_args(lock_timeout=2, **SMALL))
         skipper = start_module("etcd_defrag", lab.connection_args(lock_wait=False, **SMALL))
-        timed_out, skipped = waiter.wait(timeout=120), skipper.wait(timeout=120)
+        checker = start_module("etcd_defrag", lab.connection_args(**SMALL), check=True)
+        timed_out, skipped, checked = waiter.wait(timeout=120), skipper.wait(timeout=120), checker.wait(timeout=120)
     finally:
         held = holder.wait(timeout=300)
     assert not held["failed"], held.get("msg")
@@ -89,6 +91,10 @@ def test_second_run_fails_naming_the_holder_or_skips_with_lock_wait_false(etcd3_
     assert skipped["skipped_reason"] == ("another run holds the lock %s: %s; lock_wait is false, so this run did "
                                          "nothing" % (LOCK, named))
     assert skipped["lock"]["acquired"] is False and skipped["plan"] == []
+    # check mode does not queue for the lock: it plans at once and names the holder
+    assert checked["failed"] is False and checked["changed"] is False
+    assert checked["lock"]["acquired"] is False and checked["lock"]["held_by"] == named
+    assert checked["lock"]["key"] is None
     assert lock_keys(lab) == []
 
 
