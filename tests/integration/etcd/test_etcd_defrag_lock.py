@@ -187,3 +187,26 @@ def test_a_defragment_call_that_times_out_is_reported_with_its_size_read_again(e
     assert all(m["action"] == "planned" for m in result["members"] if m["name"] != first.name)
     assert "Traceback" not in result["_stdout"]
     assert lock_keys(lab) == []
+
+
+def test_a_run_whose_lock_was_lost_stops_before_the_next_member(etcd3_cluster):
+    lab = etcd3_cluster
+    fragment(lab, 16)
+    # renewals every 2 s (a third of the TTL), pauses of 5 s: the loss is seen before the next member
+    run = start_module("etcd_defrag", lab.connection_args(lock_ttl=6, pause_seconds=5, **SMALL))
+    try:
+        before = lab.db_sizes()
+        wait_until(lambda: lock_keys(lab) and any(v < before[n] / 2 for n, v in lab.db_sizes().items()), 60,
+                   "the run did not defragment a member")
+        (key,) = lock_keys(lab)
+        # the lease goes (an operator revoked it, or it expired while no member could renew it)
+        lab.etcdctl("lease", "revoke", "%x" % int(key["lease"]))
+    finally:
+        result = run.wait(timeout=300)
+    assert result["failed"] is True
+    assert "the lock %s was lost (its lease %x expired); stopped so that two runs never work at once" % (
+        LOCK, int(key["lease"])) in result["msg"]
+    done = defragmented(result)
+    assert len(done) == 1 and done[0] == result["plan"][0]
+    assert all(m["action"] == "planned" for m in result["members"] if m["name"] not in done)
+    assert "Traceback" not in result["_stdout"]
