@@ -333,7 +333,10 @@ lock:
       description: What this run wrote as its identity (tool, host, pid, started).
       type: dict
     acquired:
-      description: Whether this run held the lock (false in check mode and when skipped).
+      description:
+        - Whether this run held the lock (false in check mode and when skipped).
+        - Also false when a C(NOSPACE) alarm made etcd refuse the lock's lease; the run then went on without it
+          and warned, since freeing space is what it is for.
       type: bool
     waited_s:
       description: Seconds spent getting the lock.

@@ -35,6 +35,8 @@ DEFAULT_OPTIONS = dict(
 # defragmentation throughput well below what local SSDs show (~100 MiB/s in the lab), so that a
 # large leader is still moved away rather than stalling its clients for long.
 FALLBACK_THROUGHPUT = 20 * 1024 * 1024
+# What etcd answers to a write (and a lease grant) while a NOSPACE alarm is active.
+NOSPACE_REFUSAL = "database space exceeded"
 # NOSPACE is what defragmentation exists to fix; any other alarm (CORRUPT) means stop.
 TOLERATED_ALARMS = ("NOSPACE",)
 # etcd raises NOSPACE again at once if the database is still near its quota.
@@ -454,9 +456,27 @@ class RollingDefrag(object):
             self.result["leader_after"] = None
 
 
+def _run_without_lock(cluster, options, info, why):
+    result = RollingDefrag(cluster, options).run()
+    result["lock"] = info
+    result["warnings"].insert(0, "the lock %s could not be taken, so this run did not exclude others: %s (a NOSPACE "
+                                 "alarm makes etcd refuse every write, including the lock's lease)"
+                              % (info["name"], why))
+    return result
+
+
 def run_defrag(endpoints, ca_cert, client_cert, client_key, command_timeout=10, check_mode=False, **options):
     """The etcd_defrag module's backend: the whole run under one lock in etcd (see lock.py)."""
     options = options_with_defaults(options)
+    problems = []
+    if options["lock_ttl"] < 1:
+        problems.append("lock_ttl must be at least 1 (seconds), not %s" % options["lock_ttl"])
+    if options["lock_timeout"] < 0:
+        problems.append("lock_timeout must not be negative, not %s" % options["lock_timeout"])
+    if options["request_timeout_seconds"] <= 0:
+        problems.append("request_timeout_seconds must be positive, not %s" % options["request_timeout_seconds"])
+    if problems:
+        raise InputError("; ".join(problems))
     with Cluster(endpoints, ca_cert, client_cert, client_key, command_timeout, options["quota_bytes"]) as cluster:
         lock = EtcdLock(cluster, options["lock_name"], options["lock_ttl"], holder_identity("etcd_defrag"))
         if check_mode:
@@ -473,9 +493,13 @@ def run_defrag(endpoints, ca_cert, client_cert, client_key, command_timeout=10, 
         try:
             holder = lock.acquire(wait=options["lock_wait"], timeout=options["lock_timeout"])
         except CplaneError as err:
-            err.result["lock"] = dict(lock.info(), acquired=False, waited_s=round(time.monotonic() - started, 3),
-                                      held_by=None)
-            raise
+            info = dict(lock.info(), acquired=False, waited_s=round(time.monotonic() - started, 3), held_by=None)
+            if NOSPACE_REFUSAL not in err.msg:
+                err.result["lock"] = info
+                raise
+            # NOSPACE: etcd refuses lease grants and puts until space is freed, and freeing it is
+            # what this run is for (etcd server/etcdserver/api/v3rpc/quota.go, quotaLeaseServer.LeaseGrant).
+            return _run_without_lock(cluster, options, info, err.msg)
         info = dict(lock.info(), acquired=holder is None, waited_s=round(time.monotonic() - started, 3),
                     held_by=describe_holder(holder) if holder else None)
         if holder is not None:

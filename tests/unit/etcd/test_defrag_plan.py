@@ -3,7 +3,8 @@ import pytest
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, UnsafeOperation
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import (
-    choose_leader_target, leader_move_decision, move_leader_mode, nospace_disarmable, plan_defrag, selection)
+    choose_leader_target, leader_move_decision, move_leader_mode, nospace_disarmable, plan_defrag, run_defrag,
+    selection)
 
 MIB = 1024 * 1024
 OPTS = dict(min_db_size=100 * MIB, min_fragmentation=0.3, max_quota_usage=0.8)
@@ -164,3 +165,11 @@ def test_nospace_disarmed_only_below_ninety_percent_of_quota():
     high = cluster(member("cp1", size=100 * MIB, quota=200 * MIB), member("cp2", size=185 * MIB, quota=200 * MIB))
     disarm, why = nospace_disarmable(high, alarms)
     assert disarm is None and "cp2" in why
+
+
+def test_lock_and_timeout_options_are_checked_before_connecting():
+    with pytest.raises(InputError) as err:
+        run_defrag(["https://127.0.0.1:1"], "/nonexistent/ca.crt", "/nonexistent/c.crt", "/nonexistent/c.key",
+                   lock_ttl=0, request_timeout_seconds=-1)
+    assert err.value.msg == ("lock_ttl must be at least 1 (seconds), not 0; request_timeout_seconds must be positive, "
+                             "not -1")
