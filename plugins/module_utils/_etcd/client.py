@@ -7,17 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import time
 import traceback
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._deps import DEPENDENCIES
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import ConnectionFailure, OperationFailed
 
-# python-etcd3 0.12's generated protos fail to import with protobuf >= 4 and the C++/upb backend;
-# the pure-Python backend works.  Users and AWX execution environments will not set this.
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
-# gRPC's C core logs failed TLS handshakes to stderr; the module reports them itself.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# The environment python-etcd3 needs (pure-Python protobuf backend), before the import below.
+DEPENDENCIES["etcd3"].prepare_import()
 
 try:
     import etcd3  # noqa: F401
