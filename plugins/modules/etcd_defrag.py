@@ -160,8 +160,10 @@ options:
     default: false
 notes:
   - Defragmentation blocks reads and writes on the member being defragmented; clients of that member's
-    endpoint wait (kube-apiserver retries on other endpoints). Moving leadership first keeps the cluster
-    able to commit writes while the former leader is defragmented.
+    endpoint wait (kube-apiserver retries on other endpoints). A leader defragmented in place keeps committing
+    (raft and its log are separate from the backend), only its own clients wait; a leadership transfer instead
+    makes clients with a write forwarded at that moment wait etcd's request timeout. See the benchmark in
+    docs/benchmarks/defrag.md of the collection.
 seealso:
   - module: cplane.kubeadm.etcd_member_info
   - name: etcd maintenance guide
