@@ -106,6 +106,9 @@ members:
     raft_applied_index:
       description: Raft index applied to the backend.
       type: int
+    revision:
+      description: The member's current key-value store revision; null when unreachable.
+      type: int
     db_size_quota:
       description: Backend quota in bytes (reported by etcd 3.6+, else O(quota_bytes) or 2 GiB).
       type: int

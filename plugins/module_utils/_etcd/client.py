@@ -91,6 +91,21 @@ def member_is_learner(member):
     return any(f.field_number == 5 and bool(f.data) for f in UnknownFieldSet(member))
 
 
+def members_of(response):
+    """The ``members`` of a MemberList/MemberRemove/MemberPromote response as plain dicts."""
+    return [member_entry(m) for m in response.members]
+
+
+def member_entry(member):
+    return dict(id=member.ID, name=member.name, peer_urls=list(member.peerURLs), client_urls=list(member.clientURLs),
+                is_learner=member_is_learner(member))
+
+
+# MemberAddRequest.isLearner (field 2, varint) and the MemberPromote RPC postdate python-etcd3's
+# protos (etcd api/etcdserverpb/rpc.proto); they are sent as raw wire-format bytes.
+IS_LEARNER_FIELD = b"\x10\x01"
+
+
 def _tls_rejection(details):
     markers = ("ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA", "ALERT_CERTIFICATE", "CERTIFICATE_REQUIRED",
                "ALERT_HANDSHAKE_FAILURE")
@@ -186,8 +201,7 @@ class MemberClient(object):
 
     def member_list(self):
         response = self._call("a member list request", "clusterstub", "MemberList", etcd3.etcdrpc.MemberListRequest())
-        return [dict(id=m.ID, name=m.name, peer_urls=list(m.peerURLs), client_urls=list(m.clientURLs),
-                     is_learner=member_is_learner(m)) for m in response.members]
+        return members_of(response)
 
     def check_reads(self, serializable=False):
         """A read of the key ``health`` as etcdctl endpoint health does: linearizable needs a working quorum."""
@@ -216,6 +230,34 @@ class MemberClient(object):
         request = etcd3.etcdrpc.CompactionRequest(revision=revision, physical=True)
         self._call("compaction to revision %d" % revision, "kvstub", "Compact", request, timeout=timeout,
                    error_class=OperationFailed)
+
+    def member_add_learner(self, peer_urls):
+        """MemberAdd with isLearner; returns (the new member, the member list after)."""
+        request = etcd3.etcdrpc.MemberAddRequest(peerURLs=list(peer_urls)).SerializeToString() + IS_LEARNER_FIELD
+        response = self._raw_call("adding a learner with peer URLs %s" % ", ".join(peer_urls),
+                                  "/etcdserverpb.Cluster/MemberAdd", request, etcd3.etcdrpc.MemberAddResponse)
+        return member_entry(response.member), members_of(response)
+
+    def member_promote(self, member_id):
+        """MemberPromote (etcd 3.4+); the response has MemberListResponse's layout (header 1, members 2)."""
+        request = etcd3.etcdrpc.MemberRemoveRequest(ID=member_id).SerializeToString()  # same layout: ID = 1
+        response = self._raw_call("promoting learner %x" % member_id, "/etcdserverpb.Cluster/MemberPromote",
+                                  request, etcd3.etcdrpc.MemberListResponse)
+        return members_of(response)
+
+    def member_remove(self, member_id):
+        response = self._call("removing member %x" % member_id, "clusterstub", "MemberRemove",
+                              etcd3.etcdrpc.MemberRemoveRequest(ID=member_id), error_class=OperationFailed)
+        return members_of(response)
+
+    def _raw_call(self, what, method, request_bytes, response_class):
+        call = self._stubs().channel.unary_unary(method, request_serializer=None,
+                                                 response_deserializer=response_class.FromString)
+        try:
+            return call(request_bytes, timeout=self.timeout)
+        except grpc.RpcError as err:
+            self.close()
+            raise describe_rpc_error(err, what, self, self.tls, self.timeout, OperationFailed)
 
     def move_leader(self, target_id, timeout):
         """Hand leadership to ``target_id``; etcd only accepts this on the current leader."""
