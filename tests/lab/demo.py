@@ -123,7 +123,7 @@ def report(demo):
         leader = ""
         if member["name"] == defrag["leader_before"]:
             leader = "leader (handed to %s, defragmented last)" % defrag["leader_after"] \
-                if defrag["leader_after"] != defrag["leader_before"] else "leader"
+                if defrag["leader_after"] != defrag["leader_before"] else "leader (defragmented last, in place)"
         elif member["name"] == defrag["leader_after"]:
             leader = "new leader"
         rows.append([member["name"], leader or "follower", member["action"],
