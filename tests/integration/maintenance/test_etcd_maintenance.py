@@ -21,7 +21,8 @@ PLAYBOOK = os.path.join(ROOT, "playbooks", "etcd_maintenance.yml")
 def role_vars(lab, **extra):
     values = {"etcd_maintenance_%s" % k: v for k, v in lab.connection_args().items()}
     # The lab's databases are MiB, not the 100 MiB a real cluster would need to be worth it.
-    values.update(etcd_maintenance_become=False, etcd_maintenance_min_db_size=1024 * 1024, etcd_maintenance_pause_seconds=0.2,
+    values.update(etcd_maintenance_become=False)
+    values.update(etcd_maintenance_min_db_size=1024 * 1024, etcd_maintenance_pause_seconds=0.2,
                   etcd_maintenance_etcdutl_path=etcd_binary("etcdutl"))
     values.update(extra)
     return values
