@@ -140,33 +140,42 @@ TOMBSTONE_KEY_SIZE = 18
 
 
 def _kv_key(value):
-    """Field 1 (the key) of an mvccpb.KeyValue in protobuf wire format."""
+    """Field 1 (the key) of an mvccpb.KeyValue in protobuf wire format; None if it has none.
+
+    The bolt walk alone decides whether a file is sound; a value that is no KeyValue only leaves
+    ``live_keys`` unknown."""
     pos = 0
     while pos < len(value):
         tag, pos = _varint(value, pos)
+        if tag is None:
+            return None
         wire = tag & 7
         if wire == 0:
             _skip, pos = _varint(value, pos)
+            if pos is None:
+                return None
         elif wire == 2:
             length, pos = _varint(value, pos)
+            if length is None or pos + length > len(value):
+                return None
             if tag >> 3 == 1:
                 return bytes(value[pos:pos + length])
             pos += length
         else:
-            break
-    raise InputError("a key-bucket value is not an etcd KeyValue: the snapshot is corrupted")
+            return None
+    return None
 
 
 def _varint(data, pos):
     result = shift = 0
-    while pos < len(data):
+    while pos < len(data) and shift < 64:
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos
         shift += 7
-    raise InputError("truncated varint in a key-bucket value: the snapshot is corrupted")
+    return None, None
 
 
 def read_status(path, size=None):
@@ -189,9 +198,12 @@ def read_status(path, size=None):
                     keys += 1
                     if len(key) >= 8:
                         revision = struct.unpack(">Q", key[:8])[0]
-                    if len(key) == TOMBSTONE_KEY_SIZE and key[-1:] == b"t":
-                        live.discard(_kv_key(value))
+                    kv_key = _kv_key(value) if live is not None else None
+                    if kv_key is None:
+                        live = None
+                    elif len(key) == TOMBSTONE_KEY_SIZE and key[-1:] == b"t":
+                        live.discard(kv_key)
                     else:
-                        live.add(_kv_key(value))
-        return {"revision": revision, "total_key": total, "live_keys": len(live), "keys": keys,
-                "total_size": bolt.size}
+                        live.add(kv_key)
+        return {"revision": revision, "total_key": total, "live_keys": None if live is None else len(live),
+                "keys": keys, "total_size": bolt.size}
