@@ -47,6 +47,12 @@ ETCD_LIVEZ_SINCE = (3, 5, 11)
 # /health honours serializable=true only from 3.5.3 (etcd PR 13706); older members answer
 # "RAFT NO LEADER" without quorum whatever the query says (measured on 3.5.1 in the lab).
 ETCD_SERIALIZABLE_HEALTH_SINCE = (3, 5, 3)
+# kubeadm 1.34+ probes a named container port (kubernetes PR 132776, CHANGELOG-1.34: "started using a
+# named port 'probe-port' for all probes"); older manifests carry the number in the probe itself.
+NAMED_PROBE_PORT = "probe-port"
+# kube-scheduler: /livez (liveness, startup) and /readyz (readiness) from kubeadm 1.32 (kubernetes PR
+# 126945, CHANGELOG-1.32); /healthz and no readiness probe before.
+SCHEDULER_LIVEZ_SINCE = (1, 32)
 # A component that needs longer than this to come up gets killed in a loop without a startupProbe.
 SLOW_STARTING = COMPONENTS
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
@@ -114,6 +120,14 @@ def probe_endpoint(component, container):
     return scheme, host, port
 
 
+def probe_port(container, port):
+    """The port as kubeadm writes it in the probe: its named port when the container declares it."""
+    for entry in container.get("ports") or []:
+        if entry.get("name") == NAMED_PROBE_PORT and entry.get("containerPort") == port:
+            return NAMED_PROBE_PORT
+    return port
+
+
 def _http_probe(kind, scheme, host, port, path):
     delay, timeout, failures, period = KUBEADM_TIMING[kind]
     # Keys in kubeadm's (Go's sorted) order, so a restored probe diffs cleanly against kubeadm's.
@@ -136,6 +150,7 @@ def recommended_probes(component, version, container):
         raise InputError("no kubeadm-recommended probe for container image %r: give the probe as spec"
                          % container.get("image"))
     scheme, host, port = probe_endpoint(component, container)
+    port = probe_port(container, port)
     paths = {}
     if component == ETCD:
         if version is None:
@@ -149,6 +164,8 @@ def recommended_probes(component, version, container):
             raise InputError("etcd %s predates the /health parameters kubeadm probes (3.4+); give the probe as spec"
                              % ".".join(str(v) for v in version))
     elif component == APISERVER:
+        paths = dict(liveness="/livez", readiness="/readyz", startup="/livez")
+    elif component == SCHEDULER and (version is None or version[:2] >= SCHEDULER_LIVEZ_SINCE):
         paths = dict(liveness="/livez", readiness="/readyz", startup="/livez")
     else:
         paths = dict(liveness="/healthz", readiness=None, startup="/healthz")
