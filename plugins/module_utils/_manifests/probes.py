@@ -131,13 +131,25 @@ def probe_port(container, port):
 def _http_probe(kind, scheme, host, port, path):
     delay, timeout, failures, period = KUBEADM_TIMING[kind]
     # Keys in kubeadm's (Go's sorted) order, so a restored probe diffs cleanly against kubeadm's.
-    return {
+    probe = {
         "failureThreshold": failures,
         "httpGet": {"host": host, "path": path, "port": port, "scheme": scheme},
         "initialDelaySeconds": delay,
         "periodSeconds": period,
         "timeoutSeconds": timeout,
     }
+    if not delay:
+        # kubeadm's manifests omit zero values (Go's omitempty): its readiness probe has no initialDelaySeconds.
+        del probe["initialDelaySeconds"]
+    return probe
+
+
+def same_probe(probe, other):
+    """True when two probes behave alike: same handler, same timings with kubelet's defaults filled in."""
+    if not probe or not other:
+        return probe == other
+    handlers = [dict((k, p[k]) for k in prober.HANDLERS if k in p) for p in (probe, other)]
+    return handlers[0] == handlers[1] and prober.timing(probe) == prober.timing(other)
 
 
 def recommended_probes(component, version, container):
@@ -284,7 +296,7 @@ def audit_probe(container, kind, component=None, version=None, manifest_files=No
                 "which can turn a slow start into a restart loop." % (component, window["fast_failure_seconds"])))
         if t["timeoutSeconds"] >= t["periodSeconds"]:
             window = kill_window(probe, kind)
-            as_kubeadm = probe == _recommended_or_none(component, version, container, kind)
+            as_kubeadm = same_probe(probe, _recommended_or_none(component, version, container, kind))
             findings.append(_finding(
                 "timeout-not-below-period", "info" if as_kubeadm else "warning",
                 "timeoutSeconds (%d) >= periodSeconds (%d): a slow check occupies the whole period, kubelet skips "

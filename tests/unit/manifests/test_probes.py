@@ -72,6 +72,11 @@ def test_scheduler_probes_and_named_port_follow_the_kubeadm_version():
     found = rules(probes.audit_probe(dict(new, livenessProbe=rec["liveness"], startupProbe=rec["startup"]), "liveness",
                                      version=(1, 37, 2)))
     assert found == {"timeout-not-below-period": "info"}
+    # kubeadm omits zero values: its readiness probe has no initialDelaySeconds, and neither has ours.
+    assert "initialDelaySeconds" not in rec["readiness"] and rec["liveness"]["initialDelaySeconds"] == 10
+    explicit = dict(rec["readiness"], initialDelaySeconds=0)
+    found = rules(probes.audit_probe(dict(new, readinessProbe=explicit), "readiness", version=(1, 37, 2)))
+    assert found == {"timeout-not-below-period": "info"}   # the same probe, spelt out
     # A named port that is not the probe's own port is left alone (the number is written).
     other = dict(new, ports=[{"containerPort": 9999, "name": "probe-port"}])
     assert probes.recommended_probes("kube-scheduler", (1, 37, 2), other)["liveness"]["httpGet"]["port"] == 10259
