@@ -34,8 +34,8 @@ class LabBinaryMissing(RuntimeError):
 
 class KubeadmFailed(RuntimeError):
     def __init__(self, argv, proc):
-        super().__init__("%s failed (rc=%d):\n%s\n%s" % (" ".join(argv), proc.returncode, proc.stdout[-3000:],
-                                                        proc.stderr[-3000:]))
+        super().__init__("%s failed (rc=%d):\n%s\n%s"
+                         % (" ".join(argv), proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
         self.proc = proc
 
 
@@ -56,7 +56,8 @@ def real_binary(name, version=None):
     try:
         path = binaries.lab_binary(name, version)
     except Exception as exc:  # the cache lookup says why (not built, unknown version)
-        raise LabBinaryMissing("%s %s is not available (%s): %s" % (name, version, exc, BUILD_HINT))
+        raise LabBinaryMissing(str(exc) if "lab-binaries" in str(exc) else "%s %s is not available (%s): %s"
+                               % (name, version, exc, BUILD_HINT))
     if not path or not os.access(path, os.X_OK):
         raise LabBinaryMissing("%s %s is not built (%s): %s" % (name, version, path, BUILD_HINT))
     return path
@@ -95,7 +96,7 @@ class Kubeadm(object):
             raise RuntimeError("kubeadm --rootfs chroots into the node tree and needs root; run the tests as root")
         argv = [self.path] + (["--rootfs", rootfs] if rootfs is not None else []) + [str(a) for a in args]
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": rootfs or os.environ.get("HOME", "/root")}
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
         if check and proc.returncode != 0:
             raise KubeadmFailed(argv, proc)
         return proc

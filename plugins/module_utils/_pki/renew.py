@@ -327,8 +327,8 @@ def check_kubeadm_paths(due, pki_dir, kubeconfig_dir, kubeadm_config):
     if names and os.path.realpath(kubeconfig_dir) != os.path.realpath(table.KUBECONFIG_DIR):
         raise InputError("backend=kubeadm cannot renew %s: kubeadm certs renew always renews the kubeconfig files in %s "
                          "(it has no option for another directory), but kubeconfig_dir is %s. Use backend=python for "
-                         "kubeconfig files elsewhere, or leave them out of certs." % (", ".join(names), table.KUBECONFIG_DIR,
-                                                                                     kubeconfig_dir))
+                         "kubeconfig files elsewhere, or leave them out of certs."
+                         % (", ".join(names), table.KUBECONFIG_DIR, kubeconfig_dir))
     if kubeadm_config:
         certificates_dir = kubeadm_certificates_dir(kubeadm_config)
         if os.path.realpath(certificates_dir) != os.path.realpath(pki_dir):

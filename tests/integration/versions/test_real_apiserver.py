@@ -45,7 +45,7 @@ def nodes(control_plane):
 
 def kubectl(control_plane, *args):
     proc = subprocess.run([real_binary("kubectl", control_plane.version), "--kubeconfig", control_plane.admin_kubeconfig]
-                          + list(args), capture_output=True, text=True, timeout=60)
+                          + list(args), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
