@@ -9,6 +9,7 @@ import json
 import os
 import ssl
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -139,3 +140,38 @@ def test_local_versions_come_from_the_real_binaries(control_plane, tmp_path):
     assert result["local"]["kubectl"]["version"] == v and result["local"]["kubeadm"]["version"] == v
     assert result["local"]["kubelet"]["found"] is False
     assert result["components"]["local"] == {"kubectl": v, "kubeadm": v}
+
+
+def test_a_manifest_kubeadm_rewrites_gets_a_new_pod_and_mirror_hash(control_plane):
+    """What kubeadm's upgrade waits for (WaitForStaticPodHash): kubelet runs the new manifest and the mirror
+    pod's kubernetes.io/config.hash changes.  Last in the module: it restarts the API server."""
+    path = "/api/v1/namespaces/kube-system/pods/kube-apiserver-cp1"
+    before = control_plane.admin.get(path)["metadata"]["annotations"]["kubernetes.io/config.hash"]
+    old_pid = control_plane.apiserver_pid()
+    control_plane.node.apiserver_args["v"] = "3"
+    control_plane.node.write_config()
+    control_plane.node.init_phase("control-plane", "apiserver")
+
+    def restarted():
+        try:
+            pod = control_plane.admin.get(path)
+        except Exception:  # the API server is restarting
+            return None
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        changed = pod["metadata"]["annotations"]["kubernetes.io/config.hash"] != before
+        return pod if changed and statuses[0].get("ready") else None
+
+    deadline = time.monotonic() + 180
+    pod = restarted()
+    while pod is None and time.monotonic() < deadline:
+        time.sleep(1)
+        pod = restarted()
+    assert pod is not None, control_plane.kubelet.agent_errors[-5:]
+    assert "--v=3" in pod["spec"]["containers"][0]["command"]
+    assert control_plane.apiserver_pid() != old_pid
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["kubernetes.io/config.mirror"] == annotations["kubernetes.io/config.hash"]
+    # One mirror pod for the node's one static pod: the old one was replaced, not left beside it.
+    listed = control_plane.admin.get("/api/v1/namespaces/kube-system/pods", fieldSelector="spec.nodeName=cp1")
+    assert [p["metadata"]["name"] for p in listed["items"]] == ["kube-apiserver-cp1"]
+    assert check(control_plane)["api_server_version"] == "v" + control_plane.version
