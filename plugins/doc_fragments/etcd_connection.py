@@ -38,7 +38,8 @@ options:
     type: int
     default: 10
 requirements:
-  - etcd3 (python-etcd3) >= 0.12
-  - grpcio
-  - protobuf
+  - etcd3 (python-etcd3) >= 0.12.0
+  - grpcio >= 1.50
+  - protobuf >= 4.21.1
+  - cryptography >= 39.0
 """

@@ -62,8 +62,8 @@ options:
     type: bool
     aliases: [verify_ssl]
 requirements:
-  - kubernetes >= 24.2.0 (the Kubernetes Python client)
-  - PyYAML
+  - kubernetes >= 37.0.2 (the Kubernetes Python client)
+  - PyYAML >= 6.0.3
 notes:
   - Failures to read the kubeconfig or reach the API server are reported with the file or host and what to do;
     tokens and keys never appear in messages.

@@ -23,6 +23,6 @@ options:
     type: path
     default: /etc/kubernetes
 requirements:
-  - cryptography >= 3.4
-  - PyYAML
+  - cryptography >= 39.0
+  - PyYAML >= 6.0.3
 """

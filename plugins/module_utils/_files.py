@@ -77,6 +77,15 @@ def timestamp():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def fsync_dir(directory):
+    """Make renames and creations in ``directory`` durable (a rename is only as durable as its directory)."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def backup_file(path, backup_dir, forbidden_dirs=(MANIFESTS_DIR,), stamp=None):
     """Copy ``path`` into ``backup_dir/<stamp>/<path without leading />`` keeping mode and owner.
 

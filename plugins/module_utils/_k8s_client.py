@@ -19,7 +19,11 @@ import binascii
 import json
 import os
 import re
+import signal
+import threading
+import time
 import traceback
+from http.client import HTTPException, IncompleteRead
 
 from ansible.module_utils.basic import env_fallback
 
@@ -190,10 +194,64 @@ def build_configuration(kubeconfig=None, context=None, host=None, api_key=None, 
     return configuration, source
 
 
-def connect(**auth):
-    """A KubeClient for the auth options (see K8S_AUTH_ARGS); nothing is sent until the first call."""
+def connect(timeout=None, **auth):
+    """A KubeClient for the auth options (see K8S_AUTH_ARGS); nothing is sent until the first call.
+
+    ``timeout``: seconds from now that all calls through the client together may take (None: no limit).
+    """
     configuration, source = build_configuration(**auth)
-    return KubeClient(k8s_client.ApiClient(configuration), configuration.host, source, [auth.get("api_key")])
+    return KubeClient(k8s_client.ApiClient(configuration), configuration.host, source, [auth.get("api_key")],
+                      timeout=timeout)
+
+
+class _DeadlinePassed(BaseException):
+    """Raised by the alarm handler; a BaseException so that no library's ``except Exception`` swallows it."""
+
+
+class Deadline(object):
+    """One overall time limit for a series of calls.
+
+    Socket timeouts bound each connect and each read, not a whole response: a server that sends a
+    byte every few seconds never trips a read timeout, and held a check for 212 s.  So, besides
+    capping the socket timeouts at the time left, an interval timer (SIGALRM) interrupts whatever
+    blocks when the time is up.  Signals reach only the main thread, where Ansible runs modules;
+    elsewhere only the socket caps apply.
+    """
+
+    def __init__(self, seconds, clock=time.monotonic):
+        self.seconds = seconds
+        self._clock = clock
+        self.end = None if seconds is None else clock() + seconds
+
+    def remaining(self):
+        return None if self.end is None else self.end - self._clock()
+
+    def cap(self, seconds):
+        remaining = self.remaining()
+        return seconds if remaining is None else max(min(seconds, remaining), 0.001)
+
+    def run(self, expired, function, *args, **kwargs):
+        """``function(*args, **kwargs)``, or ``raise expired()`` when the deadline passes first."""
+        remaining = self.remaining()
+        if remaining is None:
+            return function(*args, **kwargs)
+        if remaining <= 0:
+            raise expired()
+        if threading.current_thread() is not threading.main_thread():
+            return function(*args, **kwargs)
+
+        def alarm(signum, frame):
+            raise _DeadlinePassed()
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, remaining)
+        try:
+            return function(*args, **kwargs)
+        except _DeadlinePassed:
+            raise expired()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _ssl_reason(error):
@@ -210,12 +268,12 @@ def _ssl_reason(error):
 class KubeClient(object):
     """An ApiClient plus the translation of its failures into the collection's typed errors."""
 
-    def __init__(self, api_client, host, source, secrets=()):
+    def __init__(self, api_client, host, source, secrets=(), timeout=None):
         self.api_client = api_client
         self.host = host
         self.source = source
         self._secrets = [s for s in secrets if s]
-        self.timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+        self.deadline = Deadline(timeout)
 
     def close(self):
         try:
@@ -241,9 +299,13 @@ class KubeClient(object):
         params = [(key, value) for key, value in sorted(query.items()) if value is not None]
         method, url, headers, body, post = self.api_client.param_serialize(
             "GET", path, query_params=params, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        response = self.call(what, self.api_client.call_api, method, url, header_params=headers, body=body,
-                             post_params=post)
-        data = response.read()
+
+        def request_and_read(**kwargs):
+            # The body is read here, inside call(): a slow or cut-short body is the request's failure too.
+            response = self.api_client.call_api(method, url, header_params=headers, body=body, post_params=post, **kwargs)
+            return response, response.read()
+
+        response, data = self.call(what, request_and_read)
         if not 200 <= response.status < 300:
             raise self._status_error(what, response.status, response.reason, data)
         try:
@@ -253,17 +315,23 @@ class KubeClient(object):
                                   % (what, self.host, self.host))
 
     def call(self, what, function, *args, **kwargs):
-        """``function(*args, **kwargs)``; failures become ConnectionFailure/OperationFailed naming ``what``."""
-        kwargs.setdefault("_request_timeout", self.timeout)
+        """``function(*args, **kwargs)`` within the deadline; failures become ConnectionFailure/OperationFailed naming ``what``."""
+        kwargs.setdefault("_request_timeout", (self.deadline.cap(CONNECT_TIMEOUT), self.deadline.cap(READ_TIMEOUT)))
         try:
-            return function(*args, **kwargs)
+            return self.deadline.run(lambda: self._deadline_error(what), function, *args, **kwargs)
         except ApiException as error:
             raise self._status_error(what, error.status, error.reason, error.body)
         except urllib3.exceptions.HTTPError as error:
             raise self._transport_error(what, error)
-        except (OSError, ValueError) as error:
-            # ssl.SSLError is an OSError: a client key that does not load, a CA file that is not PEM.
+        except (OSError, ValueError, HTTPException) as error:
+            # A body cut short is an HTTPException (IncompleteRead); ssl.SSLError is an OSError (a client key that
+            # does not load, a CA file that is not PEM).
             raise self._transport_error(what, error)
+
+    def _deadline_error(self, what):
+        return ConnectionFailure("%s: the API server at %s did not complete the reads within the %s s timeout (it may be "
+                                 "overloaded, or something between answers too slowly). Check kube-apiserver's health and the "
+                                 "address in %s, or raise timeout." % (what, self.host, _seconds(self.deadline.seconds), self.source))
 
     def _status_error(self, what, status, reason, body):
         error = self._status_failure(what, status, reason, body)
@@ -313,6 +381,10 @@ class KubeClient(object):
                                      "certificate signed by the cluster CA, and %s gives none it accepts. Use a kubeconfig with a "
                                      "client certificate (kubeadm's admin.conf) or pass client_cert/client_key or api_key."
                                      % (what, self.host, self.source))
+        if isinstance(reason, IncompleteRead) or "IncompleteRead" in text:
+            return ConnectionFailure("%s: the API server at %s closed the connection before sending the whole response "
+                                     "(%s). It may be restarting, or a proxy in between cut the response; check kube-apiserver "
+                                     "and run again." % (what, self.host, _incomplete_detail(reason)))
         if isinstance(reason, urllib3.exceptions.NewConnectionError) or "refused" in text.lower():
             short = text.split(": ")[-1]
             return ConnectionFailure("%s: cannot reach the API server at %s (%s). Check that kube-apiserver is running on the "
@@ -329,3 +401,17 @@ class KubeClient(object):
         return ConnectionFailure("%s: cannot reach the API server at %s (%s). Check that kube-apiserver is running on the "
                                  "control plane (crictl ps --name kube-apiserver) and that the server address in %s is right."
                                  % (what, self.host, text, self.source))
+
+
+def _seconds(value):
+    return ("%g" % value) if value is not None else "?"
+
+
+def _incomplete_detail(reason):
+    """``N bytes received, M more expected`` out of an IncompleteRead (possibly wrapped in a ProtocolError)."""
+    for candidate in [reason] + list(getattr(reason, "args", ())):
+        if isinstance(candidate, IncompleteRead):
+            partial, expected = candidate.partial, candidate.expected
+            got = partial if isinstance(partial, int) else len(partial or b"")
+            return "%d bytes received, %s more expected" % (got, expected)
+    return "IncompleteRead"

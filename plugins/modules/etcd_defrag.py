@@ -218,13 +218,12 @@ skipped_reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import DEFAULT_OPTIONS, run_defrag
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 OPTION_TYPES = dict(
     force="bool", force_single="bool", force_unhealthy="bool", compact="bool", move_leader="bool",
@@ -240,10 +239,7 @@ def main():
             (name, dict(type=kind, default=DEFAULT_OPTIONS[name])) for name, kind in OPTION_TYPES.items())),
         supports_check_mode=True,
     )
-    if not HAS_ETCD3:
-        module.fail_json(msg=missing_required_lib("etcd3"), exception=ETCD3_IMPORT_ERROR)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    _deps.assert_required(module, *_deps.ETCD)
     options = dict((k, v) for k, v in module.params.items() if k not in connection_params(module.params))
     try:
         result = run_defrag(check_mode=module.check_mode, **dict(connection_params(module.params), **options))

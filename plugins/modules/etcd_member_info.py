@@ -106,6 +106,9 @@ members:
     raft_applied_index:
       description: Raft index applied to the backend.
       type: int
+    revision:
+      description: The member's current key-value store revision; null when unreachable.
+      type: int
     db_size_quota:
       description: Backend quota in bytes (reported by etcd 3.6+, else O(quota_bytes) or 2 GiB).
       type: int
@@ -164,21 +167,17 @@ learners:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import gather_member_info
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():
     module = AnsibleModule(argument_spec=etcd_argument_spec(quota_bytes=dict(type="int")), supports_check_mode=True)
-    if not HAS_ETCD3:
-        module.fail_json(msg=missing_required_lib("etcd3"), exception=ETCD3_IMPORT_ERROR)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    _deps.assert_required(module, *_deps.ETCD)
     try:
         result = gather_member_info(quota_bytes=module.params["quota_bytes"], **connection_params(module.params))
     except CplaneError as err:

@@ -91,7 +91,7 @@ options:
     type: int
     default: 600
 requirements:
-  - zstandard (only for O(compression=zstd))
+  - zstandard >= 0.18 (only for O(compression=zstd))
 seealso:
   - module: cplane.kubeadm.etcd_defrag
   - module: cplane.kubeadm.etcd_member_info
@@ -186,14 +186,13 @@ compression_level:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import etcd_argument_spec
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import ETCD3_IMPORT_ERROR, HAS_ETCD3
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import check_request, choose_source, take_snapshot
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
 
 
 def main():
@@ -211,10 +210,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_ETCD3:
-        module.fail_json(msg=missing_required_lib("etcd3"), exception=ETCD3_IMPORT_ERROR)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    _deps.assert_required(module, *_deps.ETCD + (("zstandard",) if module.params["compression"] == "zstd" else ()))
     p = module.params
     cluster = None
     try:

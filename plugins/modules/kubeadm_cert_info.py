@@ -107,11 +107,12 @@ expiring:
   sample: [etcd-server, admin.conf]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import missing_libraries, pki_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
 
 def main():
@@ -123,8 +124,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
+    _deps.assert_required(module, *_deps.PKI)
     p = module.params
     try:
         result = pki.scan(p["pki_dir"], p["kubeconfig_dir"], p["kubelet_pki_dir"], p["warn_days"], p["validity_days"])

@@ -160,12 +160,13 @@ backup_stamp:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import missing_libraries, pki_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
 
 def main():
@@ -182,8 +183,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
+    _deps.assert_required(module, *_deps.PKI)
     p = module.params
     kubeadm_path = p["kubeadm_path"]
     if p["backend"] == "kubeadm" and not module.check_mode:

@@ -57,6 +57,14 @@ options:
     description: Number of objects to request per list call (the API's C(limit)).
     type: int
     default: 500
+  timeout:
+    description:
+      - Overall deadline in seconds for reading the cluster through the API, covering connecting, every
+        page of every list and slow response bodies. A server that answers but too slowly (for example one
+        that trickles its response) cannot hold the module longer than this.
+      - When it passes the module fails with a message naming the server and the deadline.
+    type: float
+    default: 60
 author:
   - cplane.kubeadm contributors (@cplane)
 seealso:
@@ -171,21 +179,11 @@ upgrade_path:
     blocking: {description: Current violations; fix them before the first step., type: list, elements: dict}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils import _k8s_client
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps, _k8s_client
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
-from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import cluster, local, skew
-
-
-def failure_message(fail_on, violations, mixed):
-    """The fail_json message when ``fail_on`` is met, else None."""
-    found = list(violations) + (list(mixed) if fail_on == "mixed" else [])
-    if fail_on == "none" or not found:
-        return None
-    shown = "; ".join(item["message"] for item in found[:5])
-    more = " (and %d more)" % (len(found) - 5) if len(found) > 5 else ""
-    return "%d version-skew violation(s) and %d mixed version(s): %s%s" % (len(violations), len(mixed), shown, more)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._versions.check import check_versions
 
 
 def main():
@@ -195,31 +193,16 @@ def main():
             target_version=dict(type="str"),
             fail_on=dict(type="str", default="none", choices=["none", "violation", "mixed"]),
             page_size=dict(type="int", default=500),
+            timeout=dict(type="float", default=60),
         ),
         supports_check_mode=True,
     )
-    if not _k8s_client.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=_k8s_client.KUBERNETES_IMPORT_ERROR)
-    p = module.params
-    if p["page_size"] < 1:
-        module.fail_json(msg="page_size must be at least 1, got %d." % p["page_size"])
-    result = dict(changed=False)
+    _deps.assert_required(module, *_deps.K8S)
     try:
-        with _k8s_client.connect(**_k8s_client.auth_params(p)) as client:
-            inventory = cluster.gather_cluster(client, page_size=p["page_size"])
-        if p["gather_local"]:
-            result["local"] = local.gather_local(module.get_bin_path,
-                                                 lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
-            inventory["local"] = local.local_versions(result["local"])
-        violations = skew.evaluate_skew(inventory)
-        mixed = skew.find_mixed_versions(inventory)
-        result.update(api_server_version=inventory["api_server"], violations=violations, mixed_versions=mixed,
-                      nodes=inventory["nodes"], components=skew.component_summary(inventory))
-        if p["target_version"]:
-            result["upgrade_path"] = skew.plan_upgrade(inventory, p["target_version"])
+        result, message = check_versions(
+            module.params, module.get_bin_path, lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
     except CplaneError as err:
-        fail_from(module, err, **result)
-    message = failure_message(p["fail_on"], violations, mixed)
+        fail_from(module, err, changed=False)
     if message:
         module.fail_json(msg=message, **result)
     module.exit_json(**result)

@@ -186,11 +186,12 @@ measurements:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR
-from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probe_state, static_pod
+from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probe_state
 
 
 def main():
@@ -212,8 +213,7 @@ def main():
         required_one_of=[("manifest", "name")],
         supports_check_mode=True,
     )
-    if not static_pod.HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
+    _deps.assert_required(module, *_deps.MANIFESTS)
     p = module.params
     try:
         path = probe_state.manifest_path(p["manifest"], p["name"], p["manifest_dir"] or MANIFESTS_DIR)

@@ -7,17 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import time
 import traceback
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._deps import DEPENDENCIES
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import ConnectionFailure, OperationFailed
 
-# python-etcd3 0.12's generated protos fail to import with protobuf >= 4 and the C++/upb backend;
-# the pure-Python backend works.  Users and AWX execution environments will not set this.
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
-# gRPC's C core logs failed TLS handshakes to stderr; the module reports them itself.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# The environment python-etcd3 needs (pure-Python protobuf backend), before the import below.
+DEPENDENCIES["etcd3"].prepare_import()
 
 try:
     import etcd3  # noqa: F401
@@ -92,6 +89,21 @@ def member_is_learner(member):
     if hasattr(member, "isLearner"):
         return bool(member.isLearner)
     return any(f.field_number == 5 and bool(f.data) for f in UnknownFieldSet(member))
+
+
+def members_of(response):
+    """The ``members`` of a MemberList/MemberRemove/MemberPromote response as plain dicts."""
+    return [member_entry(m) for m in response.members]
+
+
+def member_entry(member):
+    return dict(id=member.ID, name=member.name, peer_urls=list(member.peerURLs), client_urls=list(member.clientURLs),
+                is_learner=member_is_learner(member))
+
+
+# MemberAddRequest.isLearner (field 2, varint) and the MemberPromote RPC postdate python-etcd3's
+# protos (etcd api/etcdserverpb/rpc.proto); they are sent as raw wire-format bytes.
+IS_LEARNER_FIELD = b"\x10\x01"
 
 
 def _tls_rejection(details):
@@ -185,8 +197,7 @@ class MemberClient(object):
 
     def member_list(self):
         response = self._call("a member list request", "clusterstub", "MemberList", etcd3.etcdrpc.MemberListRequest())
-        return [dict(id=m.ID, name=m.name, peer_urls=list(m.peerURLs), client_urls=list(m.clientURLs),
-                     is_learner=member_is_learner(m)) for m in response.members]
+        return members_of(response)
 
     def check_reads(self, serializable=False):
         """A read of the key ``health`` as etcdctl endpoint health does: linearizable needs a working quorum."""
@@ -215,6 +226,34 @@ class MemberClient(object):
         request = etcd3.etcdrpc.CompactionRequest(revision=revision, physical=True)
         self._call("compaction to revision %d" % revision, "kvstub", "Compact", request, timeout=timeout,
                    error_class=OperationFailed)
+
+    def member_add_learner(self, peer_urls):
+        """MemberAdd with isLearner; returns (the new member, the member list after)."""
+        request = etcd3.etcdrpc.MemberAddRequest(peerURLs=list(peer_urls)).SerializeToString() + IS_LEARNER_FIELD
+        response = self._raw_call("adding a learner with peer URLs %s" % ", ".join(peer_urls),
+                                  "/etcdserverpb.Cluster/MemberAdd", request, etcd3.etcdrpc.MemberAddResponse)
+        return member_entry(response.member), members_of(response)
+
+    def member_promote(self, member_id):
+        """MemberPromote (etcd 3.4+); the response has MemberListResponse's layout (header 1, members 2)."""
+        request = etcd3.etcdrpc.MemberRemoveRequest(ID=member_id).SerializeToString()  # same layout: ID = 1
+        response = self._raw_call("promoting learner %x" % member_id, "/etcdserverpb.Cluster/MemberPromote",
+                                  request, etcd3.etcdrpc.MemberListResponse)
+        return members_of(response)
+
+    def member_remove(self, member_id):
+        response = self._call("removing member %x" % member_id, "clusterstub", "MemberRemove",
+                              etcd3.etcdrpc.MemberRemoveRequest(ID=member_id), error_class=OperationFailed)
+        return members_of(response)
+
+    def _raw_call(self, what, method, request_bytes, response_class):
+        call = self._stubs().channel.unary_unary(method, request_serializer=None,
+                                                 response_deserializer=response_class.FromString)
+        try:
+            return call(request_bytes, timeout=self.timeout)
+        except grpc.RpcError as err:
+            self.close()
+            raise describe_rpc_error(err, what, self, self.tls, self.timeout, OperationFailed)
 
     def move_leader(self, target_id, timeout):
         """Hand leadership to ``target_id``; etcd only accepts this on the current leader."""

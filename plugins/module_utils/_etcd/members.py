@@ -184,7 +184,7 @@ def summarize(states):
 
 
 PUBLIC_MEMBER_KEYS = ("id", "name", "client_urls", "peer_urls", "is_leader", "is_learner", "version", "db_size",
-                      "db_size_in_use", "fragmentation", "raft_term", "raft_index", "raft_applied_index",
+                      "db_size_in_use", "fragmentation", "raft_term", "raft_index", "raft_applied_index", "revision",
                       "db_size_quota", "quota_usage", "alarms", "healthy", "error")
 
 

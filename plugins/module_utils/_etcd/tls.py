@@ -17,7 +17,7 @@ import datetime
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
-# Certificate and key handling is the PKI backend's; modules check its HAS_CRYPTOGRAPHY.
+# Certificate and key handling is the PKI backend's; modules check the library with _deps.assert_required.
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.inspect import (
     key_matches, load_pem_key, not_after, not_before)
 

@@ -19,11 +19,3 @@ def pki_argument_spec(**module_args):
     spec = dict(PKI_PATH_ARGS)
     spec.update(module_args)
     return spec
-
-
-def missing_libraries():
-    """(library, import traceback) for each library the certificate modules need and cannot import."""
-    from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect, kubeconfig
-    checks = [("cryptography", inspect.HAS_CRYPTOGRAPHY, inspect.CRYPTOGRAPHY_IMPORT_ERROR),
-              ("PyYAML", kubeconfig.HAS_YAML, kubeconfig.YAML_IMPORT_ERROR)]
-    return [(name, error) for name, present, error in checks if not present]

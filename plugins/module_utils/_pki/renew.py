@@ -21,7 +21,7 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-except ImportError:  # pragma: no cover - reported by inspect.HAS_CRYPTOGRAPHY
+except ImportError:  # pragma: no cover - reported by _deps.assert_required
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _files

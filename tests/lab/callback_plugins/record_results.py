@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -26,7 +27,7 @@ class CallbackModule(CallbackBase):
             return
         entry = {"task": result.task_name if hasattr(result, "task_name") else result._task.get_name(),
                  "action": result._task.action, "host": result._host.get_name(), "status": status,
-                 "result": result._result}
+                 "result": result._result, "time": time.time()}
         with open(path, "a") as handle:
             handle.write(json.dumps(entry, default=str) + "\n")
 

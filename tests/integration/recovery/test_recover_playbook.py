@@ -1,0 +1,234 @@
+"""The recover playbook on real etcd members run as static pods by kubelet doubles."""
+import json
+import os
+import shutil
+import signal
+import time
+
+import pytest
+import yaml
+
+from tests.lab.ansible_run import ROOT, run_playbook
+from tests.lab.binaries import etcd_binary
+from tests.lab.static_pods import KubeletEtcdLab
+from tests.lab.trees import tree_digest
+from tests.lab.workload import ConcurrentWriter
+
+PLAYBOOK = os.path.join(ROOT, "playbooks", "recover.yml")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    with KubeletEtcdLab(str(tmp_path / "lab"), size=3, time_scale=0.2) as running:
+        yield running
+
+
+def write_inventory(lab, directory, **overrides):
+    hosts = {}
+    for member in lab.members:
+        etcd_pki = os.path.join(member.pki_dir, "etcd")
+        hosts[member.name] = dict(
+            ansible_connection="local",
+            control_plane_recovery_etcd_name=member.name,
+            control_plane_recovery_etcd_client_url=member.client_url,
+            control_plane_recovery_etcd_peer_url=member.peer_url,
+            control_plane_recovery_etcd_health_url=member.metrics_url + "/health?serializable=true",
+            control_plane_recovery_etcd_ca_cert=os.path.join(etcd_pki, "ca.crt"),
+            control_plane_recovery_etcd_client_cert=os.path.join(etcd_pki, "healthcheck-client.crt"),
+            control_plane_recovery_etcd_client_key=os.path.join(etcd_pki, "healthcheck-client.key"),
+            control_plane_recovery_data_dir=member.data_dir,
+            control_plane_recovery_manifests_dir=member.manifests_dir,
+            control_plane_recovery_holding_dir=os.path.join(member.root, "var/lib/cplane-held"),
+            control_plane_recovery_snapshot_dir=str(directory / "snapshots"),
+            control_plane_recovery_etcdutl_path=etcd_binary("etcdutl"),
+            control_plane_recovery_poll_interval=1,
+            control_plane_recovery_become=False,
+            control_plane_recovery_evidence_dir=str(directory / "evidence"),
+            control_plane_report_bundle_node_dir=str(directory / "node-evidence" / member.name),
+            control_plane_report_pki_dir=member.pki_dir,
+            control_plane_report_kubeconfig_dir=os.path.join(member.root, "etc/kubernetes"),
+            control_plane_report_kubelet_pki_dir=os.path.join(member.root, "var/lib/kubelet/pki"),
+            control_plane_report_versions=False,
+        )
+        hosts[member.name].update(overrides)
+    path = str(directory / "inventory.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump({"all": {"children": {"kube_control_plane": {"hosts": hosts}}}}, handle)
+    return path
+
+
+def member_list(lab, endpoints=None):
+    out = lab.etcdctl("member", "list", "-w", "json", endpoints=endpoints).stdout
+    return json.loads(out)["members"]
+
+
+def destroy(lab, name):
+    """The node's etcd dies with its data destroyed: no WAL, a database of random bytes.
+
+    (A data directory that is merely empty is not enough to lose a member: etcd started with
+    --initial-cluster-state=existing fetches the member list from its peers and catches up from
+    the leader, and started with "new" it can bootstrap a cluster of its own.)
+    """
+    member = lab.member(name)
+    lab.kill(name)
+    shutil.rmtree(os.path.join(member.data_dir, "member", "wal"), ignore_errors=True)
+    db = os.path.join(member.data_dir, "member", "snap", "db")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    with open(db, "wb") as handle:
+        handle.write(os.urandom(64 * 1024))
+
+
+def wait_until(check, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.5)
+
+
+def test_healthy_cluster_changes_nothing(lab, tmp_path):
+    inventory = write_inventory(lab, tmp_path)
+    before = {m.name: tree_digest(m.manifests_dir) for m in lab.members}
+    run = run_playbook(PLAYBOOK, inventory=inventory)
+    assert run.rc == 0, run.output[-3000:]
+    assert [r for r in run.results if r.get("changed")] == []
+    assert "recovery: none" in run.output
+    assert {m.name: tree_digest(m.manifests_dir) for m in lab.members} == before
+
+
+def test_one_lost_member_is_replaced_learner_first_while_a_writer_runs(lab, tmp_path):
+    survivors = [m.client_url for m in lab.members if m.name != "cp2"]
+    with ConcurrentWriter(survivors, lab.ca_cert, lab.client_cert, lab.client_key, interval=0.01) as writer:
+        destroy(lab, "cp2")
+        wait_until(lambda: not lab.member("cp2").healthy(), what="cp2 unhealthy")
+        run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path))
+    assert run.rc == 0, run.output[-4000:]
+    assert "recovery: member" in run.output
+    members = member_list(lab)
+    assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"]
+    assert not any(m.get("isLearner") for m in members)
+    lab.wait_healthy()
+    # every acknowledged write is there, with its value, read from the replaced member
+    written = {}
+    for stats in writer.stats:
+        written.update(stats.written)
+    assert len(written) > 20
+    client = lab.client(lab.member("cp2"))
+    try:
+        for key, value in written.items():
+            got, _meta = client.get(key)
+            assert got is not None and got.decode() == value, key
+    finally:
+        client.close()
+    # the evidence was kept before anything changed: cp2's manifest as it was, and the sick member
+    bundles = sorted(os.listdir(str(tmp_path / "evidence")))
+    assert len(bundles) == 1 and bundles[0].startswith("cplane-evidence-"), bundles
+    import tarfile
+    with tarfile.open(str(tmp_path / "evidence" / bundles[0])) as tar:
+        assert "cp2/manifests/etcd.yaml" in tar.getnames()
+        etcd = json.loads(tar.extractfile("cp1/documents/etcd.json").read())
+        assert [m["healthy"] for m in etcd["members"] if m["name"] == "cp2"] in ([False], [])
+    # the old data directory was kept aside, not deleted
+    parent = os.path.dirname(lab.member("cp2").data_dir)
+    assert [n for n in os.listdir(parent) if n.startswith("etcd.")], os.listdir(parent)
+    # a second run finds a healthy cluster
+    again = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path))
+    assert again.rc == 0 and "recovery: none" in again.output
+
+
+def test_quorum_lost_is_restored_from_the_snapshot_in_place(lab, tmp_path):
+    for i in range(50):
+        lab.etcdctl("put", "/before/%03d" % i, "v%d" % i)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    snap = str(snapshots / "etcd-snapshot-20261201T000000Z.db")
+    lab.etcdctl("snapshot", "save", snap, endpoints=lab.endpoints[:1])
+    lab.etcdctl("put", "/after/lost", "x")
+    destroy(lab, "cp2")
+    destroy(lab, "cp3")
+    run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0))
+    assert run.rc == 0, run.output[-4000:]
+    assert "recovery: quorum" in run.output
+    lab.wait_healthy()
+    members = member_list(lab)
+    assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"]
+    out = lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()
+    assert len(out) == 50
+    assert lab.etcdctl("get", "/after/lost").stdout == ""
+    # cp1's old data, which holds the write made after the snapshot, was kept aside
+    parent = os.path.dirname(lab.member("cp1").data_dir)
+    aside = [n for n in os.listdir(parent) if n.startswith("etcd.") and not n.endswith(".json")]
+    assert len(aside) == 1
+    with open(os.path.join(parent, aside[0], "member", "snap", "db"), "rb") as handle:
+        assert b"/after/lost" in handle.read()
+    again = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0))
+    assert again.rc == 0 and "recovery: none" in again.output
+
+
+def test_quorum_mode_on_a_healthy_cluster_is_refused(lab, tmp_path):
+    before = {m.name: tree_digest(m.manifests_dir) for m in lab.members}
+    run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_mode="quorum"))
+    assert run.rc != 0 and "etcd has quorum" in run.output
+    assert {m.name: tree_digest(m.manifests_dir) for m in lab.members} == before
+
+
+def run_until_killed(inventory, task_name, tmp_path, timeout=600):
+    """Start ansible-playbook and SIGKILL it (its whole process group) once a task named ``task_name`` ends."""
+    import subprocess
+    import sys
+    from tests.lab.ansible_run import ansible_env
+    results = str(tmp_path / ("killed-%d.jsonl" % time.monotonic_ns()))
+    env = ansible_env({"CPLANE_RESULTS": results})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, PLAYBOOK]
+    log = open(results + ".log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                with open(results + ".log") as output:
+                    raise AssertionError("the playbook ended before task %r:\n%s" % (task_name, output.read()[-3000:]))
+            if os.path.exists(results):
+                with open(results) as handle:
+                    if any(task_name in (json.loads(line).get("task") or "") for line in handle if line.strip()):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        return
+            time.sleep(0.05)
+        raise AssertionError("task %r never ran" % task_name)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["member", "quorum"])
+def test_killed_at_each_step_then_run_again_finishes(lab, tmp_path, mode):
+    if mode == "member":
+        steps = ["Member | remove the lost member", "Member | keep the old data directory aside",
+                 "Member | add the member back as a learner", "Member | start it as a member"]
+    else:
+        snapshots = tmp_path / "snapshots"
+        snapshots.mkdir()
+        for i in range(20):
+            lab.etcdctl("put", "/before/%03d" % i, "v%d" % i)
+        lab.etcdctl("snapshot", "save", str(snapshots / "etcd-snapshot-20261201T000000Z.db"), endpoints=lab.endpoints[:1])
+        steps = ["Quorum | stop etcd", "Quorum | restore the snapshot", "Join existing | drop the old"]
+    inventory = write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0)
+    for step in steps:
+        if mode == "member":
+            destroy(lab, "cp2")
+            wait_until(lambda: not lab.member("cp2").healthy(), what="cp2 unhealthy")
+        else:
+            destroy(lab, "cp2")
+            destroy(lab, "cp3")
+        run_until_killed(inventory, step, tmp_path)
+        finished = run_playbook(PLAYBOOK, inventory=inventory)
+        assert finished.rc == 0, "after a kill at %r:\n%s" % (step, finished.output[-4000:])
+        lab.wait_healthy()
+        members = member_list(lab)
+        assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"], step
+        assert not any(m.get("isLearner") for m in members), step
+        if mode == "quorum":
+            assert len(lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()) == 20, step
