@@ -45,7 +45,8 @@ def nodes(control_plane):
 
 
 def kubectl(control_plane, *args):
-    proc = subprocess.run([real_binary("kubectl", control_plane.version), "--kubeconfig", control_plane.admin_kubeconfig]
+    """The newer minor's kubectl (the one scripts/lab-binaries builds by default) as kubernetes-admin."""
+    proc = subprocess.run([real_binary("kubectl"), "--kubeconfig", control_plane.admin_kubeconfig]
                           + list(args), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -175,3 +176,35 @@ def test_a_manifest_kubeadm_rewrites_gets_a_new_pod_and_mirror_hash(control_plan
     listed = control_plane.admin.get("/api/v1/namespaces/kube-system/pods", fieldSelector="spec.nodeName=cp1")
     assert [p["metadata"]["name"] for p in listed["items"]] == ["kube-apiserver-cp1"]
     assert check(control_plane)["api_server_version"] == "v" + control_plane.version
+
+
+@pytest.fixture(scope="module")
+def older_control_plane(tmp_path_factory):
+    """The older of the two built minors: a control plane an upgrade would start from."""
+    from tests.lab.control_plane import ControlPlaneLab
+    try:
+        lab = ControlPlaneLab(str(tmp_path_factory.mktemp("older-control-plane")), version=k8s_versions()[0])
+    except LabBinaryMissing as exc:
+        pytest.fail(str(exc))
+    with lab:
+        yield lab
+
+
+def test_a_kubelet_newer_than_the_older_api_server_is_a_violation(older_control_plane):
+    """Before an upgrade's first step: a node whose kubelet was upgraded ahead of the API server."""
+    older, newer = "v" + k8s_versions()[0], "v" + k8s_versions()[-1]
+    lab = older_control_plane
+    lab.add_node("worker-ahead", newer)
+    try:
+        result = run_module("node_version_check", dict(kubeconfig=lab.admin_kubeconfig, target_version=newer))
+        assert result["failed"] is False, result.get("msg")
+        assert result["api_server_version"] == older
+        assert [(v["rule"], v["node"]) for v in result["violations"]] == [("kubelet-newer-than-apiserver", "worker-ahead")]
+        assert {n["name"]: n["control_plane"] for n in result["nodes"]}["cp1"] == {"kube-apiserver": older}
+        steps = result["upgrade_path"]["steps"]
+        assert [(s["from"], s["to"]) for s in steps] == [(older.lstrip("v").rsplit(".", 1)[0], newer.lstrip("v").rsplit(".", 1)[0])]
+        # The newer kubectl (one minor ahead: within its skew policy) reads the older server.
+        server = json.loads(kubectl(lab, "version", "-o", "json"))["serverVersion"]["gitVersion"]
+        assert server == older
+    finally:
+        lab.remove_node("worker-ahead")
