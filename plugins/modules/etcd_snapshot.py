@@ -137,7 +137,7 @@ revision:
   type: int
   sample: 123456
 key_count:
-  description: Entries in all bolt buckets, as C(etcdutl snapshot status) reports C(totalKey).
+  description: Entries in all bolt buckets, as C(etcdutl snapshot status) of etcd 3.5 reports C(totalKey) (etcdutl 3.6 reports the live keys instead).
   returned: when a snapshot was taken
   type: int
 sha256:

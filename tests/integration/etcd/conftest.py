@@ -1,4 +1,6 @@
-"""Fixtures of the etcd module tests: a module-wide 1-member lab for the TLS failures."""
+"""Fixtures of the etcd module tests: a module-wide 1-member lab for the TLS failures.
+
+The test modules here are marked ``etcd_matrix``: each runs on every etcd the lab has."""
 import subprocess
 import time
 
@@ -8,8 +10,8 @@ from tests.lab.etcd_cluster import EtcdLab
 
 
 @pytest.fixture(scope="module")
-def shared_etcd1(tmp_path_factory):
-    with EtcdLab(str(tmp_path_factory.mktemp("etcd1") / "lab"), size=1) as lab:
+def shared_etcd1(tmp_path_factory, etcd_version):
+    with EtcdLab(str(tmp_path_factory.mktemp("etcd1") / "lab"), size=1, etcd_version=etcd_version) as lab:
         yield lab
 
 

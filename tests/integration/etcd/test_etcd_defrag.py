@@ -1,11 +1,17 @@
-"""etcd_defrag and etcd_member_info against real TLS etcd clusters, run through ansible."""
+"""etcd_defrag and etcd_member_info against real TLS etcd clusters, run through ansible, on every
+etcd the lab has (3.5.1, 3.5.latest, 3.6.latest)."""
 import json
 import threading
 import time
 
+import pytest
+
 from tests.integration.etcd.conftest import add_learner
 from tests.lab.ansible_run import run_module
+from tests.lab.binaries import WHEEL_ETCD_VERSION
 from tests.lab.workload import ConcurrentWriter, fragment
+
+pytestmark = pytest.mark.etcd_matrix
 
 MIB = 1024 * 1024
 # Small, fast clusters: select by fragmentation from 8 MiB up instead of 100 MiB.
@@ -214,6 +220,7 @@ def test_learner_is_skipped_with_a_reason(etcd3_cluster):
     assert learner.name not in result["plan"] and len(result["plan"]) == 3
 
 
+@pytest.mark.etcd_matrix(WHEEL_ETCD_VERSION)   # what the module prints, whatever the server
 def test_results_never_contain_key_material(etcd3_cluster):
     lab = etcd3_cluster
     with open(lab.client_key) as handle:

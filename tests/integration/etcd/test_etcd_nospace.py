@@ -13,8 +13,9 @@ def active_alarms(client):
     return sorted(alarm.alarm_type for alarm in client.list_alarms())
 
 
-def test_nospace_alarm_is_disarmed_once_defrag_brings_every_member_under_the_quota(tmp_path):
-    with EtcdLab(str(tmp_path / "lab"), size=3, quota_backend_bytes=QUOTA) as lab:
+@pytest.mark.etcd_matrix
+def test_nospace_alarm_is_disarmed_once_defrag_brings_every_member_under_the_quota(tmp_path, etcd_version):
+    with EtcdLab(str(tmp_path / "lab"), size=3, quota_backend_bytes=QUOTA, etcd_version=etcd_version) as lab:
         client = lab.client()
         value = b"x" * (64 * 1024)
         with pytest.raises(grpc.RpcError) as exceeded:

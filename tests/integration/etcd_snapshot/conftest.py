@@ -27,24 +27,25 @@ def decompress(path, out_path):
     return out_path
 
 
-def etcdutl_status(raw):
+def etcdutl_status(raw, version):
     import json
-    out = subprocess.run([etcd_binary("etcdutl"), "snapshot", "status", "-w", "json", raw],
+    out = subprocess.run([etcd_binary("etcdutl", version), "snapshot", "status", "-w", "json", raw],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
 
 @contextlib.contextmanager
-def restored_etcd(raw, workdir):
-    """``etcdutl snapshot restore`` into a new data dir, then a plain-HTTP single etcd serving it."""
+def restored_etcd(raw, workdir, version):
+    """``etcdutl snapshot restore`` into a new data dir, then a plain-HTTP single etcd serving it
+    (both of ``version``)."""
     data_dir = os.path.join(workdir, "restored")
     peer, client = free_port(), free_port()
-    subprocess.run([etcd_binary("etcdutl"), "snapshot", "restore", raw, "--data-dir", data_dir,
+    subprocess.run([etcd_binary("etcdutl", version), "snapshot", "restore", raw, "--data-dir", data_dir,
                     "--name", "restored", "--initial-cluster", "restored=http://127.0.0.1:%d" % peer,
                     "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer],
                    capture_output=True, text=True, check=True)
     log = open(os.path.join(workdir, "restored.log"), "wb")
-    proc = subprocess.Popen([etcd_binary("etcd"), "--name", "restored", "--data-dir", data_dir,
+    proc = subprocess.Popen([etcd_binary("etcd", version), "--name", "restored", "--data-dir", data_dir,
                              "--listen-client-urls", "http://127.0.0.1:%d" % client,
                              "--advertise-client-urls", "http://127.0.0.1:%d" % client,
                              "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
@@ -75,16 +76,16 @@ def restored_etcd(raw, workdir):
             proc.wait()
 
 
-def etcdctl_get(endpoint, *args):
-    return subprocess.run([etcd_binary("etcdctl"), "--endpoints", endpoint, "get"] + list(args),
+def etcdctl_get(endpoint, version, *args):
+    return subprocess.run([etcd_binary("etcdctl", version), "--endpoints", endpoint, "get"] + list(args),
                           capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, etcd_version):
     """One 3-member TLS cluster with known keys, shared by the tests of a module (they only read)."""
     from tests.lab.etcd_cluster import EtcdLab
-    with EtcdLab(str(tmp_path_factory.mktemp("snaplab")), size=3) as cluster:
+    with EtcdLab(str(tmp_path_factory.mktemp("snaplab")), size=3, etcd_version=etcd_version) as cluster:
         client = cluster.client()
         for i in range(200):
             client.put("/registry/demo/key-%03d" % i, "value-%03d" % i)

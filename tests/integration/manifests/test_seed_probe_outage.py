@@ -2,8 +2,9 @@
 
 Three members run as static pods under kubelet doubles, time-scaled 10x (every figure below is in
 manifest seconds).  Losing quorum makes the linearizable read time out, so kubelet kills the one
-member still running, again and again.  The module flags the probe; with kubeadm's recommended
-probes the same fault no longer restarts anything, and the cluster recovers when members return.
+member still running, again and again.  The module flags the probe.  kubeadm's recommended probes
+still kill etcd 3.5.1 (it ignores serializable=true); on etcd 3.5.latest (built by
+scripts/lab-binaries) they never kill the survivor, however long quorum stays lost.
 """
 import hashlib
 import os
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from tests.lab.ansible_run import run_module
+from tests.lab.binaries import latest_etcd
 from tests.lab.static_pods import KubeletEtcdLab
 
 SCALE = 0.06
@@ -28,6 +30,18 @@ def _kills(lab, name):
     return [event[1] for event in events if "Killed: liveness probe failed" in event[1]]
 
 
+def _lose_quorum(lab):
+    """Two of the three members stopped (manifests moved out): cp1 runs on without quorum."""
+    lab.remove_manifest("cp2")
+    lab.remove_manifest("cp3")
+
+
+def _regain_quorum(lab):
+    lab.restore_manifest("cp2")
+    lab.restore_manifest("cp3")
+    lab.wait_healthy(timeout=60)
+
+
 def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(seed_lab, tmp_path):
     lab = seed_lab
     backups = str(tmp_path / "backups")
@@ -35,8 +49,7 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     first_pid = lab.pid("cp1")
 
     # The fault: two members down, quorum lost.  The survivor is healthy but cannot serve `get foo`.
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") >= 2, timeout=60, what="cp1 restarted twice")
     assert lab.pid("cp1") != first_pid
     kills = _kills(lab, "cp1")
@@ -50,9 +63,7 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     assert audit["kill_window"]["hung_seconds"] == 170  # 15 + 7 x 20 (15 s timeouts skip a 10 s tick) + 15
 
     # Members return; the cluster recovers even with the bad probe.
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
 
     # kubeadm's probes for the etcd in the image (3.5.1) on the survivor: no linearizable read any more...
     path = lab.manifest_path("cp1")
@@ -67,16 +78,14 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
     assert after["probe_spec"]["httpGet"]["path"] == "/health?exclude=NOSPACE&serializable=true"
     rules = {f["rule"]: f["severity"] for f in after["findings"]}
     assert "linearizable-etcd-read" not in rules and "no-startup-probe" not in rules
-    # ...but etcd 3.5.1 ignores serializable=true, so kubeadm's own probe still kills on quorum loss.
+    # ...but etcd 3.5.1 ignores serializable=true, so kubeadm's own probe still kills on quorum loss
+    # (on 3.5.11+ it does not: the test below).
     assert rules["etcd-health-ignores-serializable"] == "critical"
     restarts = lab.restart_count("cp1")
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") > restarts, timeout=40, what="cp1 killed again")
     assert "RAFT NO LEADER" in _kills(lab, "cp1")[-1]
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
 
     # The seed's emergency fix for this etcd version: no liveness probe (startup probe kept).
     result = run_module("static_pod_probe", dict(manifest=path, state="absent", backup_dir=backups))
@@ -86,17 +95,14 @@ def test_seed_probe_kills_the_surviving_member_and_recommended_probe_does_not(se
 
     # The same fault, for longer than the seed probe's kill window (170 s): no restart, same process.
     restarts, pid = lab.restart_count("cp1"), lab.pid("cp1")
-    lab.remove_manifest("cp2")
-    lab.remove_manifest("cp3")
+    _lose_quorum(lab)
     time.sleep(200 * SCALE)
     assert lab.restart_count("cp1") == restarts
     assert lab.pid("cp1") == pid
     assert not _kills(lab, "cp1")
 
     # And the cluster recovers when the members return.
-    lab.restore_manifest("cp2")
-    lab.restore_manifest("cp3")
-    lab.wait_healthy(timeout=60)
+    _regain_quorum(lab)
     lab.etcdctl("put", "after", "recovery")
     assert lab.etcdctl("get", "after", "--print-value-only").stdout.strip() == "recovery"
 
@@ -110,3 +116,50 @@ def _wait_restarted_with_new_manifest(lab, name):
         pod = double.pod(lab.pod_name(name)) or {}
         return pod.get("manifest_sha256") == digest and pod["containers"][0]["started"]
     lab.double(name).wait_for(running, timeout=60, what="%s running its new manifest" % name)
+
+
+def test_on_etcd_3_5_latest_kubeadms_probes_outlive_quorum_loss_and_the_seed_probe_does_not(tmp_path):
+    """#4's requirement, on an etcd that honours it: 3.5.11+ serves /livez (no raft-leader check)
+    and /readyz; kubeadm (1.36, 1.37: cmd/kubeadm/app/phases/etcd/local.go) probes those.  The
+    survivor of a quorum loss is reported not ready but is never killed, however long it lasts."""
+    version = latest_etcd("3.5")
+    with KubeletEtcdLab(str(tmp_path / "lab"), size=3, probe="seed", time_scale=SCALE, etcd_version=version) as lab:
+        assert lab.etcdctl("version").stdout.startswith("etcdctl version: %s" % version)
+        lab.etcdctl("put", "foo", "bar")
+
+        # The seed's exec probe kills the survivor on this etcd too.
+        first_pid = lab.pid("cp1")
+        _lose_quorum(lab)
+        lab.double("cp1").wait_for(lambda d: lab.restart_count("cp1") >= 1, timeout=60, what="cp1 killed")
+        assert lab.pid("cp1") != first_pid
+        assert "timed out" in _kills(lab, "cp1")[0]
+        _regain_quorum(lab)
+
+        # kubeadm's probes for the image's etcd, written by the module.
+        path = lab.manifest_path("cp1")
+        for probe in ("startup", "liveness", "readiness"):
+            result = run_module("static_pod_probe", dict(manifest=path, probe=probe, state="present",
+                                                         recommended=True, backup_dir=str(tmp_path / "backups")))
+            assert not result["failed"] and result["changed"], result
+            _wait_restarted_with_new_manifest(lab, "cp1")
+        after = run_module("static_pod_probe", dict(manifest=path))
+        assert after["probe_spec"]["httpGet"]["path"] == "/livez"
+        assert not [f for f in after["findings"] if f["severity"] == "critical"], after["findings"]
+        lab.double("cp1").wait_for(lambda d: d.pod(lab.pod_name("cp1"))["containers"][0]["ready"],
+                                   timeout=60, what="cp1 ready")
+
+        # Quorum lost for longer than the seed probe's kill window (170 s): /readyz fails, so the
+        # member is reported not ready, but /livez passes: no kill, same process.
+        restarts, pid = lab.restart_count("cp1"), lab.pid("cp1")
+        _lose_quorum(lab)
+        time.sleep(200 * SCALE)
+        container = lab.double("cp1").pod(lab.pod_name("cp1"))["containers"][0]
+        assert not container["ready"]
+        assert any("readiness probe failed" in event[1] for event in container["events"])
+        assert not any("liveness probe failed" in event[1] for event in container["events"])
+        assert lab.restart_count("cp1") == restarts and lab.pid("cp1") == pid
+        assert not _kills(lab, "cp1")
+
+        _regain_quorum(lab)
+        lab.etcdctl("put", "after", "recovery")
+        assert lab.etcdctl("get", "after", "--print-value-only").stdout.strip() == "recovery"

@@ -74,6 +74,13 @@ def test_wrong_ca_and_refused_connection_are_told_apart():
     assert "cannot reach etcd member cp2" in refused.msg and "Connection refused" in refused.msg
 
 
+def test_tls13_rejection_after_the_handshake_is_a_client_certificate_rejection():
+    """What gRPC reports when etcd 3.5.35/3.6.16 (Go 1.26, TLS 1.3) refuses the client certificate."""
+    err = etcd_client.describe_rpc_error(FakeRpcError(
+        grpc.StatusCode.UNAVAILABLE, "Unwrap failed (TSI_DATA_CORRUPTED)"), "a status request", MEMBER)
+    assert isinstance(err, ConnectionFailure) and "rejected the client certificate" in err.msg
+
+
 @pytest.fixture
 def tls_dir(tmp_path):
     ca = pki.make_ca("etcd-ca", key_type="ecdsa")
