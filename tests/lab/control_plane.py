@@ -11,7 +11,8 @@ kubeadm (tests/lab/kubeadm.py) and the lab's real etcd (tests/lab/etcd_cluster.p
    the image ``registry.k8s.io/kube-apiserver:v<version>`` is the lab-built binary of that version;
    it registers its Node, posts the mirror pod and serves ``/healthz``;
 5. ``kubeadm init phase mark-control-plane`` (real kubeadm, through admin.conf, which it first
-   grants cluster-admin with super-admin.conf) labels the node as control plane.
+   grants cluster-admin with super-admin.conf) labels the node as control plane, and
+   ``init phase addon kube-proxy`` creates kube-proxy's DaemonSet (no pod: no controller runs).
 
 Further nodes join as ``ApiKubelet`` agents only (``add_node``): each registers a Node with the
 kubelet version the test gives, using a kubelet client certificate (system:node:<name>, group
@@ -363,6 +364,9 @@ class ControlPlaneLab(object):
         self._wait(lambda: self._mirror_ready(super_admin), timeout, "a ready kube-apiserver mirror pod")
         self.timings["apiserver_pod_ready_after_launch"] = round(time.monotonic() - launched, 2)
         self.node.init_phase("mark-control-plane")
+        # kube-proxy's DaemonSet, as kubeadm init applies it (no controller manager runs here, so it
+        # schedules no pod: the object is what node_version_check reads for kube-proxy since 1.31).
+        self.node.init_phase("addon", "kube-proxy")
         self.admin = ApiClient.from_kubeconfig(self.admin_kubeconfig, os.path.join(credentials, "admin"))
         self._step("total", started)
         return self

@@ -103,6 +103,10 @@ def test_seed_shape_one_kubelet_fat_fingered_one_minor_older(control_plane, node
     kubelet = [(m["node"], m["version"], m["majority_version"]) for m in result["mixed_versions"] if m["component"] == "kubelet"]
     assert kubelet == [("worker-c", older, newer)]
     assert result["components"]["kubelet"] == {newer: 3, older: 1}
+    # kubelets leave kubeProxyVersion empty since 1.31: kube-proxy's version is the DaemonSet kubeadm applied.
+    assert result["components"]["kube_proxy_daemonset"] == newer
+    daemonset = json.loads(kubectl(control_plane, "-n", "kube-system", "get", "daemonset", "kube-proxy", "-o", "json"))
+    assert daemonset["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.k8s.io/kube-proxy:%s" % newer
     assert {n["name"]: n["kubelet"] for n in result["nodes"]} == kubectl_kubelet_versions(control_plane)
     controller = next(n for n in result["nodes"] if n["name"] == "cp1")
     assert controller["roles"] == ["control-plane"] and controller["ready"] is True
@@ -125,7 +129,9 @@ def test_kubelet_four_minors_behind_is_a_violation(control_plane, nodes):
     nodes({"worker-old": too_old})
     result = run_module("node_version_check", dict(kubeconfig=control_plane.admin_kubeconfig, fail_on="violation"))
     assert result["failed"] is True and "worker-old" in result["msg"] and too_old in result["msg"]
-    assert [(v["rule"], v["node"]) for v in result["violations"]] == [("kubelet-too-old", "worker-old")]
+    # kube-proxy (the DaemonSet's version, on every node) is then four minors ahead of that kubelet, too.
+    assert sorted((v["rule"], v["node"]) for v in result["violations"]) == [
+        ("kube-proxy-kubelet-skew", "worker-old"), ("kubelet-too-old", "worker-old")]
 
 
 def test_local_versions_come_from_the_real_binaries(control_plane, tmp_path):
