@@ -50,8 +50,10 @@ def plan_recovery(hosts, cluster, requested="auto", force=False):
         raise RecoveryRefused("recovery mode %r is not one of %s" % (requested, ", ".join(MODES)))
     answered = not cluster.get("failed") and "members" in cluster
     has_quorum = answered and bool(cluster.get("has_quorum"))
-    lost = lost_hosts(hosts, cluster) if answered else [dict(host=h["host"], reasons=["no etcd member answered"])
-                                                         for h in hosts]
+    if answered:
+        lost = lost_hosts(hosts, cluster)
+    else:
+        lost = [dict(host=h["host"], reasons=["no etcd member answered"]) for h in hosts]
     lost_names = [entry["host"] for entry in lost]
     healthy_hosts = [h["host"] for h in hosts if h["host"] not in lost_names]
     plan = dict(mode="none", reason="", targets=[], healthy_hosts=healthy_hosts, lost=lost)

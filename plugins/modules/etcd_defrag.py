@@ -21,13 +21,22 @@ description:
   - B(Selection.) A voting member is defragmented when its fragmentation (1 - in use / size) is at least
     O(min_fragmentation) and its database is at least O(min_db_size), or when its database uses at least
     O(max_quota_usage) of its quota. O(force) selects every voting member. Learners are skipped with a reason.
-  - B(Order.) Followers first, one at a time. Before the leader's turn leadership is moved to the healthiest
-    follower that was already defragmented (else the healthiest follower, highest applied index), then the former
-    leader is defragmented. Before each member every member that was healthy at preflight must still be healthy;
-    after each member the module waits until it is healthy and has applied up to the leader's applied index,
-    then pauses O(pause_seconds).
+  - B(Order.) Followers first, one at a time, the leader last. With O(move_leader=auto) (the default) leadership
+    is moved away before the leader's turn only when the leader's estimated defragmentation time (its database size
+    at the throughput the members defragmented before it showed in this run) exceeds O(request_timeout_seconds);
+    otherwise the leader is defragmented in place. The estimate, the decision and the reason are returned in
+    RV(leader_decision). Leadership goes to the healthiest follower that was already defragmented (else the
+    healthiest follower, highest applied index). Before each member every member that was healthy at preflight
+    must still be healthy; after each member the module waits until it is healthy and has applied up to the
+    leader's applied index, then pauses O(pause_seconds).
+  - B(One run at a time.) The whole run holds a lock in etcd itself (O(lock_name)), attached to a lease of
+    O(lock_ttl) seconds that the module keeps alive while it runs, so a lock whose holder died expires by itself.
+    The scheme is etcd's own (C(concurrency.Mutex), C(etcdctl lock)), so C(etcdctl lock <lock_name>) excludes
+    defragmentation too. A second run waits up to O(lock_timeout) seconds and then fails naming the holder (host,
+    pid, start time), or with O(lock_wait=false) does nothing and says why in RV(skipped_reason).
   - B(Failure.) The run stops at the first failure. Later members are not touched, the message names the member,
-    and the result still lists what was done.
+    and the result still lists what was done. A member whose defragment call did not return within
+    O(member_timeout) is reported as V(timed_out), with its size read again once it answers (etcd may finish it).
   - O(compact=true) first compacts the keyspace history to the current revision (physically), which turns
     superseded revisions into free pages for defragmentation to give back.
   - O(disarm_nospace=true) disarms C(NOSPACE) alarms afterwards, only when every member's database is below
@@ -42,6 +51,7 @@ attributes:
     details:
       - Runs the preflight and returns the plan (members, order, reasons) without compacting, moving
         leadership, defragmenting or disarming anything.
+      - Does not take the lock (it changes nothing), but reports who holds it in RV(lock.held_by).
   diff_mode:
     support: none
   idempotent:
@@ -71,10 +81,48 @@ options:
     default: false
   move_leader:
     description:
-      - Move leadership away from the leader before its own defragmentation (multi-member clusters).
-      - When false the leader is defragmented in place, last; writes to the whole cluster stall meanwhile.
+      - V(auto), V(true) or V(false) (booleans and C(yes)/C(no) are accepted too).
+      - V(true) moves leadership away from the leader before its own defragmentation (multi-member clusters).
+        In etcd 3.5 a transfer makes every client with a write forwarded to the leader at that moment wait
+        one request timeout (O(request_timeout_seconds)).
+      - V(false) defragments the leader in place, last; its own clients wait for its defragmentation.
+      - V(auto) moves leadership only when the leader's estimated defragmentation time exceeds
+        O(request_timeout_seconds). The estimate is the leader's database size divided by the throughput
+        (bytes of database per second of defragment call) of the members defragmented before it in this run;
+        when there is none, 20 MiB/s is assumed (a slow disk).
+    type: raw
+    default: auto
+  request_timeout_seconds:
+    description:
+      - etcd's request timeout, the cost of a leadership transfer for O(move_leader=auto).
+      - etcd computes it as 5 s + 2 x C(--election-timeout) (C(ReqTimeout) in etcd's server/config/config.go),
+        which makes 7 s with the default election timeout of 1000 ms, which kubeadm keeps.
+    type: float
+    default: 7
+  lock_name:
+    description:
+      - Key prefix of the lock in etcd; the holder's key is C(<lock_name>/<lease id in hex>).
+      - Runs that should exclude each other (every etcd_defrag against this cluster) must use the same name.
+    type: str
+    default: /cplane.kubeadm/locks/etcd_defrag
+  lock_wait:
+    description:
+      - Wait for a lock held by another run (up to O(lock_timeout)). When false, a held lock makes the run
+        do nothing, with the holder named in RV(skipped_reason) (changed false, not failed).
     type: bool
     default: true
+  lock_timeout:
+    description: Seconds to wait for the lock before failing with a message that names its holder.
+    type: int
+    default: 600
+  lock_ttl:
+    description:
+      - TTL in seconds of the lease the lock is attached to; the module renews it every third of it while it runs.
+      - A run that was killed holds the lock at most this long. etcd 3.5 cannot renew leases while the leader
+        itself is being defragmented (it waits for its applied index), so keep this above the leader's in-place
+        defragmentation time.
+    type: int
+    default: 30
   pause_seconds:
     description: Seconds to wait after each member once it is healthy and caught up.
     type: float
@@ -112,8 +160,10 @@ options:
     default: false
 notes:
   - Defragmentation blocks reads and writes on the member being defragmented; clients of that member's
-    endpoint wait (kube-apiserver retries on other endpoints). Moving leadership first keeps the cluster
-    able to commit writes while the former leader is defragmented.
+    endpoint wait (kube-apiserver retries on other endpoints). A leader defragmented in place keeps committing
+    (raft and its log are separate from the backend), only its own clients wait; a leadership transfer instead
+    makes clients with a write forwarded at that moment wait etcd's request timeout. See the benchmark in
+    docs/benchmarks/defrag.md of the collection.
 seealso:
   - module: cplane.kubeadm.etcd_member_info
   - name: etcd maintenance guide
@@ -134,6 +184,16 @@ EXAMPLES = r"""
     endpoints: ["https://10.0.0.11:2379"]
   check_mode: true
   register: plan
+
+- name: From every node's timer - one run defragments, the others find the lock held and skip
+  cplane.kubeadm.etcd_defrag:
+    endpoints: ["https://127.0.0.1:2379"]
+    lock_wait: false
+
+- name: Always move leadership away from the leader before its defragmentation (the former default)
+  cplane.kubeadm.etcd_defrag:
+    endpoints: ["https://127.0.0.1:2379"]
+    move_leader: true
 
 - name: After a NOSPACE alarm, compact, defragment every member and disarm
   cplane.kubeadm.etcd_defrag:
@@ -158,8 +218,10 @@ members:
       type: str
     action:
       description:
-        - V(defragmented); V(skipped) (see reason); V(planned) in check mode, or for members not reached
-          because the run stopped.
+        - V(defragmented); V(skipped) (see reason); V(timed_out) when its defragment call did not return within
+          O(member_timeout) (the run stopped there; RV(members[].db_size_after) is its size read again once it
+          answered, null if it did not); V(planned) in check mode, or for members not reached because the run
+          stopped.
       type: str
     reason:
       description: Why the member was selected or skipped; where the run stopped.
@@ -171,7 +233,7 @@ members:
       description: Bytes in use before.
       type: int
     db_size_after:
-      description: Database size after its defragmentation; null when not defragmented.
+      description: Database size after its defragmentation (or read again after a timeout); null when not defragmented.
       type: int
     db_size_in_use_after:
       description: Bytes in use after; null when not defragmented.
@@ -213,9 +275,77 @@ alarms_disarmed:
   type: list
   elements: dict
 skipped_reason:
-  description: Why the whole run did nothing (single-member cluster, no member above the thresholds); null otherwise.
+  description:
+    - Why the whole run did nothing (single-member cluster, no member above the thresholds, the lock held by another
+      run with O(lock_wait=false)); null otherwise.
   returned: always
   type: str
+leader_decision:
+  description:
+    - Whether leadership was moved before the leader's defragmentation, and why (see O(move_leader)). In check mode
+      the estimate uses the assumed throughput, since nothing was defragmented. Null when the leader was not
+      defragmented or the cluster has one member.
+  returned: always
+  type: dict
+  contains:
+    leader:
+      description: The member that was leader at its turn.
+      type: str
+    mode:
+      description: O(move_leader) as understood (V(auto), V(true) or V(false)).
+      type: raw
+    estimate_s:
+      description: Estimated seconds of the leader's defragmentation.
+      type: float
+    throughput_bytes_per_s:
+      description: Throughput the estimate used, measured on the members defragmented before it or assumed.
+      type: int
+    request_timeout_seconds:
+      description: The cost of a transfer it was compared with.
+      type: float
+    move:
+      description: Whether leadership was (or, in check mode, would be) moved.
+      type: bool
+    reason:
+      description: The decision in words, with the figures.
+      type: str
+  sample:
+    leader: cp1
+    mode: auto
+    estimate_s: 0.41
+    throughput_bytes_per_s: 98566144
+    request_timeout_seconds: 7.0
+    move: false
+    reason: "estimated defragmentation 0.41 s (...) <= request_timeout_seconds 7.0: defragmented in place, ..."
+lock:
+  description: The lock the run held, waited for or found held.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: O(lock_name).
+      type: str
+    key:
+      description: This run's key under it (null in check mode).
+      type: str
+    ttl:
+      description: TTL in seconds etcd granted its lease (null in check mode).
+      type: int
+    holder:
+      description: What this run wrote as its identity (tool, host, pid, started).
+      type: dict
+    acquired:
+      description:
+        - Whether this run held the lock (false in check mode and when skipped).
+        - Also false when a C(NOSPACE) alarm made etcd refuse the lock's lease; the run then went on without it
+          and warned, since freeing space is what it is for.
+      type: bool
+    waited_s:
+      description: Seconds spent getting the lock.
+      type: float
+    held_by:
+      description: The other holder, when the run skipped (O(lock_wait=false)) or in check mode; null otherwise.
+      type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -226,9 +356,10 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import c
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import DEFAULT_OPTIONS, run_defrag
 
 OPTION_TYPES = dict(
-    force="bool", force_single="bool", force_unhealthy="bool", compact="bool", move_leader="bool",
+    force="bool", force_single="bool", force_unhealthy="bool", compact="bool", move_leader="raw",
     pause_seconds="float", member_timeout="int", health_timeout="int", min_fragmentation="float",
     min_db_size="int", max_quota_usage="float", quota_bytes="int", disarm_nospace="bool",
+    request_timeout_seconds="float", lock_name="str", lock_wait="bool", lock_timeout="int", lock_ttl="int",
 )
 
 

@@ -21,8 +21,14 @@ description:
     walks every page of the database, and fails if the two readings disagree.
   - Compresses it (xz or zstd), fsyncs it and renames it into place with mode 0600 as
     C(<name_prefix>-<UTC timestamp>.db[.xz|.zst]).
-  - Keeps the newest O(retention) snapshots. Only files whose whole name matches this pattern for
-    O(name_prefix) are ever deleted; other files in O(dest) are left alone.
+  - Writes C(<snapshot>.json) next to each snapshot (who wrote it, size, sha256, revision, member).
+  - Keeps the newest O(retention) snapshots. Only files this module wrote are ever deleted, that is
+    the name must match the pattern for O(name_prefix) and the C(.json) sidecar must vouch for the
+    file's size and sha256. An operator's own C(etcdctl snapshot save) under a matching name is kept (see
+    RV(kept_foreign)); other files in O(dest) are left alone.
+  - Each run holds an exclusive C(flock) on its own lock file in O(dest) while it has temp files
+    there. Temp files of a run that died (SIGKILL, out of disk) are recognised by their unlocked lock
+    file and removed at the start of the next run.
   - A snapshot is a new file on every run, so the module always reports C(changed=true) when it
     takes one (it is not idempotent by nature).
 author: cplane.kubeadm contributors (@cplane)
@@ -73,7 +79,8 @@ options:
     type: int
   retention:
     description:
-      - Number of snapshots (with this O(name_prefix)) to keep in O(dest), counting the new one.
+      - Number of snapshots (with this O(name_prefix), written by this module) to keep in O(dest),
+        counting the new one.
       - V(0) keeps every snapshot.
     type: int
     default: 7
@@ -171,8 +178,17 @@ skipped_members:
   elements: str
 removed:
   description:
-    - Older snapshots deleted by retention (in check mode, those that would be), and hidden temp
-      files of interrupted earlier runs (untouched for O(snapshot_timeout) + 300 seconds).
+    - Older snapshots deleted by retention (in check mode, those that would be), with their C(.json)
+      sidecars, and the hidden temp files of earlier runs that died (killed, out of disk); those are
+      removed at the start of the run.
+  returned: always
+  type: list
+  elements: str
+kept_foreign:
+  description:
+    - Files in O(dest) whose names fit the snapshot pattern but that this module did not write (no
+      C(<snapshot>.json) sidecar vouching for their size and sha256, e.g. an operator's own
+      C(etcdctl snapshot save)). Retention never deletes or counts them; a warning lists them.
   returned: always
   type: list
   elements: str
@@ -190,9 +206,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import etcd_argument_spec
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import check_request, choose_source, take_snapshot
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.args import connection_params, etcd_argument_spec
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import run_snapshot
 
 
 def main():
@@ -211,22 +226,11 @@ def main():
         supports_check_mode=True,
     )
     _deps.assert_required(module, *_deps.ETCD + (("zstandard",) if module.params["compression"] == "zstd" else ()))
-    p = module.params
-    cluster = None
+    options = dict((k, v) for k, v in module.params.items() if k not in connection_params(module.params) and k != "state")
     try:
-        check_request(p["dest"], p["name_prefix"], p["compression"], p["compression_level"], p["retention"])
-        cluster = Cluster(p["endpoints"], p["ca_cert"], p["client_cert"], p["client_key"], p["command_timeout"])
-        source = choose_source(cluster, member_name=p["member"])
-        result = take_snapshot(source, p["dest"], name_prefix=p["name_prefix"], compression=p["compression"],
-                               retention=p["retention"], etcdutl_path=p["etcdutl_path"],
-                               compression_level=p["compression_level"],
-                               snapshot_timeout=p["snapshot_timeout"], check_mode=module.check_mode)
+        result = run_snapshot(check_mode=module.check_mode, **dict(connection_params(module.params), **options))
     except CplaneError as err:
         fail_from(module, err, changed=False)
-    finally:
-        if cluster is not None:
-            cluster.close()
-    result["skipped_members"] = source["skipped"]
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(changed=True, **result)

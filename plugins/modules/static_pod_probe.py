@@ -163,12 +163,18 @@ before:
 kill_window:
   description:
     - How long a process that stops answering survives the probe, in seconds. C(fast_failure_seconds) when each
-      check fails at once, C(hung_seconds) when each check runs into its timeout (kubelet skips the ticks a running
-      check misses). Null when there is no probe.
+      check fails at once (initialDelaySeconds + (failureThreshold - 1) x periodSeconds).
+    - C(hung_seconds) when each check runs into its timeout. kubelet's probe worker waits on a Go ticker that keeps
+      the tick a running check misses, so the next check starts as soon as a timed-out one returns. Checks repeat
+      every C(hung_probe_interval_seconds) = max(periodSeconds, timeoutSeconds), and C(hung_seconds) =
+      initialDelaySeconds + failureThreshold x that. C(hung_seconds_latest) adds one period for kubelet's first
+      tick after the initial delay.
+    - For exec probes, C(exec_timeout_note) says that kubelet enforces timeoutSeconds on them only from
+      Kubernetes 1.20 (ExecProbeTimeout). Null when there is no probe.
   returned: always
   type: dict
-  sample: {fast_failure_seconds: 85, hung_seconds: 170, initial_delay_seconds: 15, period_seconds: 10,
-           timeout_seconds: 15, failure_threshold: 8, kind: liveness}
+  sample: {fast_failure_seconds: 85, hung_seconds: 135, hung_seconds_latest: 145, hung_probe_interval_seconds: 15,
+           initial_delay_seconds: 15, period_seconds: 10, timeout_seconds: 15, failure_threshold: 8, kind: liveness}
 findings:
   description: Problems found, each with C(rule), C(severity) (critical, warning, info) and C(message).
   returned: always

@@ -1,12 +1,14 @@
-"""Rolling, leader-aware defrag (cplane.kubeadm backend, move_leader on and off) vs `etcdctl defrag --cluster`.
+"""Rolling, leader-aware defrag (cplane.kubeadm backend, move_leader auto, on and off) vs `etcdctl defrag --cluster`.
 
-Three identically prepared 3-member TLS clusters, one per variant (etcd 3.5.1, lab layout): each gets FRAGMENT_MIB of
+Four identically prepared 3-member TLS clusters, one per variant (etcd 3.5.1, lab layout): each gets FRAGMENT_MIB of
 data written, deleted and compacted (free pages) plus LIVE_MIB of live data, so the backend file is
 large and mostly free.  A ConcurrentWriter does sequential puts on all three endpoints while the
 cluster is defragmented; per endpoint it records the longest single write (stall) and failed writes.
-Variants: rolling with move_leader on (the default: leadership moves to a defragmented follower before
-the old leader's defrag), rolling with move_leader off (the leader is defragmented last, in place),
-and `etcdctl defrag --cluster` (every member in turn, leader in place, no pause or health gate).
+Variants: rolling with move_leader auto (the default: leadership moves before the leader's defrag only when
+its estimated duration exceeds etcd's 7 s request timeout), rolling with move_leader on (leadership always
+moves to a defragmented follower before the old leader's defrag), rolling with move_leader off (the leader
+is defragmented last, in place), and `etcdctl defrag --cluster` (every member in turn, leader in place, no
+pause or health gate).
 
 Prints per variant and member: defrag duration, max write stall on its endpoint, failed and retried writes;
 total wall time; ratios against etcdctl; and per variant whether the targets hold:
@@ -57,7 +59,8 @@ def rolling(move_leader):
 
 
 VARIANTS = (
-    ("rolling, move_leader on (default)", rolling(True)),
+    ("rolling, move_leader auto (default)", rolling("auto")),
+    ("rolling, move_leader on (always moves)", rolling(True)),
     ("rolling, move_leader off (leader last, in place)", rolling(False)),
     ("etcdctl defrag --cluster", "etcdctl"),
 )
@@ -189,10 +192,15 @@ def main():
                 sizes, prep = prepare(lab, args.fragment_mib, args.live_mib)
                 print("[%s] prepared in %.1f s: db sizes %s MiB (leader %s)" % (
                     label, prep, dict((k, round(v / float(MIB))) for k, v in sizes.items()), lab.leader()))
+                # other work on the machine shows in every figure: record it next to them
+                print("load average before: %.2f %.2f %.2f (%d CPUs)" % (os.getloadavg() + (os.cpu_count(),)))
                 run = measure(label, lab, run_etcdctl if runner == "etcdctl" else runner)
+                print("load average after: %.2f %.2f %.2f" % os.getloadavg())
                 if runner != "etcdctl":
                     result = run["detail"]
                     print("plan %s; leader %s -> %s" % (result["plan"], result["leader_before"], result["leader_after"]))
+                    if result["leader_decision"]:
+                        print("leader decision: %s" % result["leader_decision"]["reason"])
                 report(run, sizes, lab)
                 runs.append(run)
     summary(runs)

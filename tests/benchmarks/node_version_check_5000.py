@@ -36,7 +36,7 @@ MODULE = os.path.join(ROOT, "plugins", "modules", "node_version_check.py")
 ALTERNATIVE = r"""
 import sys
 from kubernetes import client as k8s
-from ansible_collections.cplane.kubeadm.plugins.module_utils import _k8s_client
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _k8s_client, _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import skew
 with _k8s_client.connect(kubeconfig=sys.argv[1]) as client:
     core, apps = k8s.CoreV1Api(client.api_client), k8s.AppsV1Api(client.api_client)
@@ -52,9 +52,9 @@ for n in items:
                               "roles": sorted(k[len("node-role.kubernetes.io/"):] for k in n.metadata.labels
                                               if k.startswith("node-role.kubernetes.io/"))}
 for p in pods:
-    nodes[p.spec.node_name]["control_plane"][p.metadata.labels["component"]] = skew.image_version(p.spec.containers[0].image)
+    nodes[p.spec.node_name]["control_plane"][p.metadata.labels["component"]] = _kubeadm.image_tag(p.spec.containers[0].image)
 inventory = {"api_server": api_server, "nodes": list(nodes.values()),
-             "kube_proxy_daemonset": skew.image_version(ds.spec.template.spec.containers[0].image), "local": {}}
+             "kube_proxy_daemonset": _kubeadm.image_tag(ds.spec.template.spec.containers[0].image), "local": {}}
 print(len(inventory["nodes"]), len(skew.evaluate_skew(inventory)), len(skew.find_mixed_versions(inventory)))
 """
 

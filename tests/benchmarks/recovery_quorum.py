@@ -111,8 +111,8 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
     print("\n%-10s %14s %10s %10s %10s" % ("variant", "before restore", "restore", "start-up", "total"))
     for variant, row in rows.items():
-        print("%-10s %13.1fs %9.1fs %9.1fs %9.1fs" % (variant, row["before_restore"], row["restore"], row["startup"],
-                                                       row["total"]))
+        figures = (variant, row["before_restore"], row["restore"], row["startup"], row["total"])
+        print("%-10s %13.1fs %9.1fs %9.1fs %9.1fs" % figures)
     print("\nratio playbook / by hand: total %.2f, restore %.2f, start-up %.2f" % (
         rows["playbook"]["total"] / rows["by hand"]["total"], rows["playbook"]["restore"] / rows["by hand"]["restore"],
         rows["playbook"]["startup"] / rows["by hand"]["startup"]))

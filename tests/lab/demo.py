@@ -122,7 +122,7 @@ def report(demo):
         leader = ""
         if member["name"] == defrag["leader_before"]:
             leader = "leader (handed to %s, defragmented last)" % defrag["leader_after"] \
-                if defrag["leader_after"] != defrag["leader_before"] else "leader"
+                if defrag["leader_after"] != defrag["leader_before"] else "leader (defragmented last, in place)"
         elif member["name"] == defrag["leader_after"]:
             leader = "new leader"
         rows.append([member["name"], leader or "follower", member["action"],
@@ -175,8 +175,11 @@ def describe_probe(probe):
 def describe_window(window):
     if not window:
         return "no probe, nothing kills the pod"
-    return "killed %ss after it stops answering (%ss when each check hangs into its timeout)" % (
-        window["fast_failure_seconds"], window["hung_seconds"])
+    # kubelet's ticker keeps the tick a slow probe misses: timed-out checks repeat every max(period, timeout)
+    text = ("killed %ss after it stops answering; %ss when each check hangs into its timeout (one every %ss, "
+            "up to %ss with kubelet's first tick)")
+    return text % (window["fast_failure_seconds"], window["hung_seconds"], window["hung_probe_interval_seconds"],
+                   window["hung_seconds_latest"])
 
 
 def first_sentence(text, width=90):

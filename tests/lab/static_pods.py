@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes as probe_rules
 from tests.lab.binaries import WHEEL_ETCD_VERSION
 from tests.lab.etcd_cluster import EtcdLab, etcd_command
@@ -57,9 +58,9 @@ def etcd_pod(member, lab, probe="kubeadm", version=ETCD_VERSION, state="new", in
         "imagePullPolicy": "IfNotPresent",
     }
     if probe == "kubeadm":
-        version_tuple = probe_rules.image_version(container["image"])
-        probes = {probe_rules.FIELD[kind]: p for kind, p in
-                  probe_rules.recommended_probes(probe_rules.ETCD, version_tuple, container).items() if p}
+        version_tuple = _kubeadm.image_version(container["image"])
+        probes = {_kubeadm.PROBE_FIELD[kind]: p for kind, p in
+                  probe_rules.recommended_probes(_kubeadm.ETCD, version_tuple, container).items() if p}
     elif probe == "seed":
         probes = {"livenessProbe": seed_probe(member)}
     elif probe is None:

@@ -216,5 +216,9 @@ class ConcurrentWriter(object):
 
     def mismatches(self, client):
         """Keys whose stored value differs from what was written (or is missing)."""
-        stored = dict((meta.key.decode(), value.decode()) for value, meta in client.get_prefix(self.prefix))
+        # One read per writer thread: all of them at once can exceed gRPC's 4 MiB message limit.
+        stored = {}
+        for index in range(len(self.endpoints)):
+            stored.update((meta.key.decode(), value.decode())
+                          for value, meta in client.get_prefix("%s%d/" % (self.prefix, index)))
         return sorted(k for k, v in self.written.items() if stored.get(k) != v)

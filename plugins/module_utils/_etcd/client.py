@@ -125,8 +125,12 @@ def describe_rpc_error(err, what, member, tls=None, timeout=None, error_class=No
     where = member.label()
     if code_name == "DEADLINE_EXCEEDED":
         cls = error_class or ConnectionFailure
-        return cls("etcd member %s did not answer %s within %ss (the process may be stopped, overloaded or "
-                   "partitioned); check the member's health and logs, or raise the timeout" % (where, what, timeout))
+        error = cls("etcd member %s did not answer %s within %ss (the process may be stopped, overloaded or "
+                    "partitioned); check the member's health and logs, or raise the timeout" % (where, what, timeout))
+        # The server may still carry the request out (a defragmentation runs to its end): callers
+        # that must tell "gave up waiting" from "refused" check this.
+        error.deadline_exceeded = True
+        return error
     if "CERTIFICATE_VERIFY_FAILED" in details:
         ca = tls.ca_cert if tls else "ca_cert"
         return ConnectionFailure("TLS to etcd member %s failed: its serving certificate is not signed by the CA in %s; "
@@ -265,6 +269,40 @@ class MemberClient(object):
         request = etcd3.etcdrpc.MoveLeaderRequest(targetID=target_id)
         self._call("moving leadership to %x" % target_id, "maintenancestub", "MoveLeader", request,
                    timeout=timeout, error_class=OperationFailed)
+
+    # -- leases, ranges and transactions (the lock of _etcd/lock.py) ------------------------------
+    def lease_grant(self, ttl):
+        """A new lease; returns (id, granted TTL): etcd may grant more than asked (its minimum TTL)."""
+        response = self._call("a lease grant", "leasestub", "LeaseGrant", etcd3.etcdrpc.LeaseGrantRequest(TTL=ttl))
+        if response.error:
+            raise OperationFailed("etcd member %s refused a lease grant: %s" % (self.label(), response.error))
+        return response.ID, response.TTL
+
+    def lease_keepalive(self, lease_id, timeout=None):
+        """Renew ``lease_id`` once; returns its new TTL (0 or less: the lease has expired)."""
+        timeout = timeout or self.timeout
+        request = etcd3.etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
+        try:
+            # LeaseKeepAlive is a bidirectional stream; one request, one answer renews it.
+            responses = self._stubs().leasestub.LeaseKeepAlive(iter([request]), timeout=timeout)
+            for response in responses:
+                return response.TTL
+        except grpc.RpcError as err:
+            self.close()
+            raise describe_rpc_error(err, "a lease keep-alive", self, self.tls, timeout)
+        return 0
+
+    def lease_revoke(self, lease_id):
+        """Revoke ``lease_id``; etcd deletes every key attached to it."""
+        self._call("a lease revocation", "leasestub", "LeaseRevoke", etcd3.etcdrpc.LeaseRevokeRequest(ID=lease_id))
+
+    def range_keys(self, request):
+        """A RangeRequest; returns the response (header and kvs)."""
+        return self._call("a read of %s" % request.key.decode("utf-8", "replace"), "kvstub", "Range", request)
+
+    def txn(self, request, what):
+        """A TxnRequest; returns the response."""
+        return self._call(what, "kvstub", "Txn", request)
 
 
 def wait_for(check, timeout, interval=0.2):

@@ -25,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -76,22 +75,7 @@ def _read_json(path):
 
 def etcd_holds(data_dir):
     """True when a process (a running etcd) holds the bolt lock on ``data_dir``'s database."""
-    db = os.path.join(data_dir, DB_RELATIVE)
-    try:
-        fd = os.open(db, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return _files.flock_held(os.path.join(data_dir, DB_RELATIVE)) is True
 
 
 def db_identity(data_dir):

@@ -8,13 +8,24 @@ serving writes) into a hidden temp file in ``dest``; nothing is held in memory. 
 the sha256 of the database to the stream: it is checked while the bytes arrive, then the bolt file
 is opened (pure Python, see bolt.py; ``etcdutl snapshot status`` as well when it is installed),
 then the file is compressed into a second temp file which is fsynced and renamed into place.
-Retention only ever deletes files whose whole name matches this module's own pattern.
+
+Ownership: next to each snapshot the module writes ``<snapshot>.json`` (who wrote it, size,
+sha256).  Retention deletes only a file whose name matches this module's pattern *and* whose
+sidecar vouches for its current size and sha256, so an operator's own ``etcdctl snapshot save``
+under a matching name (no sidecar, or different content) is never deleted.
+
+Crash safety: a run holds an exclusive ``flock`` on its own ``.<snapshot>.<token>.lock`` for its
+whole life and names its temp files with the same token.  The kernel drops the lock when the
+process dies (SIGKILL included), so the next run can tell an abandoned temp file (its lock file
+can be locked) from one a running snapshot is still writing (locked), and removes the abandoned
+ones at once.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
 import hashlib
 import json
 import lzma
@@ -29,6 +40,7 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
     ConnectionFailure, InputError, OperationFailed)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd import bolt
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.members import Cluster
 
 try:
     import zstandard
@@ -53,40 +65,149 @@ def validate_prefix(prefix):
                          "starting with a letter or digit" % (prefix,))
 
 
-def existing_snapshots(dest, prefix):
-    """This module's snapshots in ``dest``, oldest first."""
+def existing_snapshots(dest, prefix, foreign=None):
+    """This module's snapshots in ``dest``, oldest first: names it would write, with a sidecar that matches.
+
+    Files that fit the name but are not vouched for by a sidecar go to ``foreign`` (a list) if given.
+    """
     pattern = name_pattern(prefix)
     found = []
     if not os.path.isdir(dest):
         return found
-    for name in os.listdir(dest):
+    for name in sorted(os.listdir(dest)):
         match = pattern.match(name)
-        if match and os.path.isfile(os.path.join(dest, name)) and not os.path.islink(os.path.join(dest, name)):
-            found.append(((match.group("stamp"), int(match.group("seq") or 0)), name))
+        path = os.path.join(dest, name)
+        if match and os.path.isfile(path) and not os.path.islink(path):
+            if owned(path):
+                found.append(((match.group("stamp"), int(match.group("seq") or 0)), name))
+            elif foreign is not None:
+                foreign.append(path)
     return [os.path.join(dest, name) for _key, name in sorted(found)]
 
 
 def partial_pattern(prefix):
-    """Hidden temp files of an interrupted run (``.<snapshot name>.<random>.part`` / ``.packed``)."""
-    return re.compile(r"^\.%s-\d{8}T\d{6}Z(?:-\d+)?\.db(?:\.xz|\.zst)?\.[A-Za-z0-9_]+\.(?:part|packed)$" % re.escape(prefix))
+    """Hidden files of a run: ``.<snapshot name>.<token>.part|.packed|.lock``; group ``run`` is the run's key."""
+    return re.compile(r"^(?P<run>\.%s-\d{8}T\d{6}Z(?:-\d+)?\.db(?:\.xz|\.zst)?\.[A-Za-z0-9_]+)\.(?P<kind>part|packed|lock)$"
+                      % re.escape(prefix))
+
+
+def _lock_is_free(lock_path):
+    """True when no process holds ``lock_path`` (its run is dead)."""
+    return _files.flock_held(lock_path) is False
 
 
 def stale_partials(dest, prefix, older_than, now=None):
-    """Temp files an interrupted run (killed, out of disk) left behind, untouched for ``older_than`` seconds.
+    """Temp files of runs that are gone (killed, out of disk), to remove now.
 
-    A run in progress keeps writing to its temp file, so its mtime stays fresh.
+    A run's temp files share a token with its lock file.  The run is gone when that lock file can
+    be locked (the kernel released it when the process died) — such files are abandoned whatever
+    their age.  Temp files without a lock file (from a release before the lock) fall back to age:
+    untouched for ``older_than`` seconds.
     """
     if not os.path.isdir(dest):
         return []
     now = now or time.time()
     pattern = partial_pattern(prefix)
-    found = []
+    runs = {}
     for name in sorted(os.listdir(dest)):
         path = os.path.join(dest, name)
-        if pattern.match(name) and os.path.isfile(path) and not os.path.islink(path) \
-                and now - os.path.getmtime(path) > older_than:
-            found.append(path)
+        match = pattern.match(name)
+        if match and os.path.isfile(path) and not os.path.islink(path):
+            runs.setdefault(match.group("run"), {})[match.group("kind")] = path
+    found = []
+    for _run, files in sorted(runs.items()):
+        if "lock" in files:
+            if _lock_is_free(files["lock"]):
+                # the lock file last, so a later run still sees the pair if this one dies midway
+                found.extend(files[k] for k in ("part", "packed", "lock") if k in files)
+        else:
+            found.extend(path for path in files.values() if now - os.path.getmtime(path) > older_than)
     return found
+
+
+class RunLock(object):
+    """The exclusive flock a run holds on its own lock file in ``dest`` while it has temp files there."""
+
+    def __init__(self, dest, snapshot_path):
+        while True:
+            fd, self.path = tempfile.mkstemp(prefix=".%s." % os.path.basename(snapshot_path), suffix=".lock", dir=dest)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                os.unlink(self.path)
+                raise
+            # Another run may have found the file before it was locked, taken it for abandoned and
+            # removed it: then this lock guards nothing; take a new file.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except OSError:
+                pass
+            os.close(fd)
+        self.fd = fd
+        # the temp files' names: same run key as the lock file
+        self.base = self.path[:-len(".lock")]
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+# -- ownership sidecars -----------------------------------------------------------------------
+WRITER = "cplane.kubeadm.etcd_snapshot"
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar_path(path):
+    return path + SIDECAR_SUFFIX
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                return digest.hexdigest()
+            digest.update(chunk)
+
+
+def sidecar_data(path, size, sha256, extra=None):
+    data = dict(written_by=WRITER, file=os.path.basename(path), size=size, sha256=sha256)
+    data.update(extra or {})
+    return json.dumps(data, sort_keys=True, indent=2).encode("utf-8") + b"\n"
+
+
+def read_sidecar(path):
+    """The sidecar of snapshot ``path`` when it is this module's and names this file, else None."""
+    try:
+        with open(sidecar_path(path), "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("written_by") != WRITER or data.get("file") != os.path.basename(path):
+        return None
+    return data
+
+
+def owned(path, full=False):
+    """True when the sidecar vouches for ``path`` as it is now: size (cheap) and, with ``full``, sha256."""
+    data = read_sidecar(path)
+    if data is None:
+        return False
+    try:
+        if os.path.getsize(path) != data.get("size"):
+            return False
+    except OSError:
+        return False
+    return not full or file_sha256(path) == data.get("sha256")
 
 
 def snapshot_name(dest, prefix, compression, stamp):
@@ -108,6 +229,22 @@ def plan_retention(existing, retention, adding=1):
         return []
     excess = len(existing) + adding - retention
     return list(existing[:max(0, excess)])
+
+
+def verified_removals(existing, retention, foreign, adding=1):
+    """plan_retention over files whose sha256 still matches their sidecar; the others join ``foreign``.
+
+    Only the files about to be deleted are hashed (the oldest few), not every snapshot.
+    """
+    candidates = list(existing)
+    while True:
+        planned = plan_retention(candidates, retention, adding)
+        changed = [path for path in planned if not owned(path, full=True)]
+        if not changed:
+            return planned
+        for path in changed:
+            candidates.remove(path)
+            foreign.append(path)
 
 
 # -- verification -----------------------------------------------------------------------------
@@ -413,23 +550,31 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
     etcdutl = find_etcdutl(etcdutl_path, warnings)
 
     stamp = stamp or _files.timestamp()
-    existing = existing_snapshots(dest, name_prefix)
-    removed = plan_retention(existing, retention)
+    foreign = []
+    existing = existing_snapshots(dest, name_prefix, foreign)
+    removed = verified_removals(existing, retention, foreign)
     partials = stale_partials(dest, name_prefix, older_than=snapshot_timeout + 300)
     path = snapshot_name(dest, name_prefix, compression, stamp)
     result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"], removed=removed + partials,
-                  compression=compression, compression_level=level, warnings=warnings)
+                  kept_foreign=sorted(foreign), compression=compression, compression_level=level, warnings=warnings)
+    if foreign:
+        warnings.append("kept %d file(s) in %s that fit the snapshot name but that this module did not write (no "
+                        "matching %s sidecar): %s. Retention never deletes them; remove them yourself when no longer needed."
+                        % (len(foreign), dest, SIDECAR_SUFFIX, ", ".join(os.path.basename(f) for f in sorted(foreign))))
     if check_mode:
         return result
 
     if not os.path.isdir(dest):
         os.makedirs(dest, mode=0o700)
+    # Abandoned temp files first: they may hold the disk space this run needs.
+    for leftover in partials:
+        os.unlink(leftover)
     started = time.monotonic()
-    raw_tmp = None
+    lock = RunLock(dest, path)
+    raw_tmp = lock.base + ".part"
     packed_tmp = None
     try:
-        fd, raw_tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".part", dir=dest)
-        os.fchmod(fd, 0o600)
+        fd = os.open(raw_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             hasher = stream_snapshot(source["client"], out, snapshot_timeout)
             out.flush()
@@ -451,22 +596,51 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
             sha256 = hasher.whole.hexdigest()
             final_tmp = raw_tmp
         else:
-            packed_tmp = raw_tmp[:-len(".part")] + ".packed"
+            packed_tmp = lock.base + ".packed"
             sha256 = compress_file(raw_tmp, packed_tmp, compression, level)
             os.unlink(raw_tmp)
             raw_tmp = None
             final_tmp = packed_tmp
+        size = os.path.getsize(final_tmp)
         os.rename(final_tmp, path)
         raw_tmp = packed_tmp = None
-        _fsync_dir(dest)
+        # Written after the snapshot: a run killed in between leaves a snapshot retention will not
+        # delete (reported in kept_foreign), never a sidecar vouching for a file that is not there.
+        _files.atomic_write(sidecar_path(path), sidecar_data(path, size, sha256, dict(
+            revision=result["revision"], key_count=result["key_count"], db_sha256=result["db_sha256"],
+            member=source["name"], compression=compression, created=stamp)), mode=0o600)
     finally:
         for leftover in (raw_tmp, packed_tmp):
             if leftover and os.path.exists(leftover):
                 os.unlink(leftover)
+        lock.release()
 
-    for old in removed + partials:
+    for old in removed:
         os.unlink(old)
+        if os.path.exists(sidecar_path(old)):
+            os.unlink(sidecar_path(old))
     if removed or partials:
         _fsync_dir(dest)
     result.update(size=os.path.getsize(path), sha256=sha256, duration_s=round(time.monotonic() - started, 3))
+    return result
+
+
+def run_snapshot(endpoints, ca_cert, client_cert, client_key, command_timeout=10, check_mode=False, dest=None,
+                 name_prefix="etcd-snapshot", compression="xz", compression_level=None, retention=7, member=None,
+                 etcdutl_path=None, snapshot_timeout=600):
+    """The etcd_snapshot module's backend: check the request, pick the source member, snapshot, rotate.
+
+    Parameters are checked before any connection is made.  An operating-system error on ``dest``
+    (read-only, full, permission denied) is told as what failed on which path.
+    """
+    check_request(dest, name_prefix, compression, compression_level, retention)
+    try:
+        with Cluster(endpoints, ca_cert, client_cert, client_key, command_timeout) as cluster:
+            source = choose_source(cluster, member_name=member)
+            result = take_snapshot(source, dest, name_prefix=name_prefix, compression=compression,
+                                   retention=retention, etcdutl_path=etcdutl_path, compression_level=compression_level,
+                                   snapshot_timeout=snapshot_timeout, check_mode=check_mode)
+    except OSError as exc:
+        raise _files.FileOperationError("write a snapshot into", dest, exc)
+    result["skipped_members"] = source["skipped"]
     return result

@@ -10,8 +10,9 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
-from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR
+from ansible_collections.cplane.kubeadm.plugins.module_utils._files import MANIFESTS_DIR, os_error
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes, prober, static_pod
 
 DEFAULT_BACKUP_DIR = "/var/backups/cplane-kubeadm"
@@ -22,7 +23,9 @@ def manifest_path(manifest=None, name=None, manifest_dir=MANIFESTS_DIR):
         return manifest
     if not name:
         raise InputError("give either manifest (a path) or name (a component, e.g. etcd) to select a manifest.")
-    return os.path.join(manifest_dir, name if name.endswith((".yaml", ".yml", ".json")) else name + ".yaml")
+    if name.endswith((".yaml", ".yml", ".json")):
+        return os.path.join(manifest_dir, name)
+    return _kubeadm.manifest_file(name, manifest_dir)
 
 
 def manage_probe(path, probe_kind, state="audited", container_name=None, spec=None, recommended=False,
@@ -30,8 +33,19 @@ def manage_probe(path, probe_kind, state="audited", container_name=None, spec=No
                  measure_interval=0.0, crictl=None, run_command=None):
     """Do what ``state`` asks for ``probe_kind`` of the container; return the module result.
 
-    Nothing is written in check mode, when nothing changes, or when any input is bad.
+    Nothing is written in check mode, when nothing changes, or when any input is bad.  An
+    operating-system error anywhere (read-only filesystem, full disk, permission denied) is told
+    as what failed on which path, never as a traceback.
     """
+    try:
+        return _manage_probe(path, probe_kind, state, container_name, spec, recommended, manifest_dir, backup_dir,
+                             check_mode, measure, measure_interval, crictl, run_command)
+    except OSError as exc:
+        raise os_error("access", exc, path)
+
+
+def _manage_probe(path, probe_kind, state, container_name, spec, recommended, manifest_dir, backup_dir,
+                  check_mode, measure, measure_interval, crictl, run_command):
     if probe_kind not in probes.KINDS:
         raise InputError("probe must be one of %s, not %r." % (", ".join(probes.KINDS), probe_kind))
     manifest_dir = manifest_dir or os.path.dirname(os.path.abspath(path))
@@ -40,8 +54,8 @@ def manage_probe(path, probe_kind, state="audited", container_name=None, spec=No
         static_pod.check_backup_dir(backup_dir, [manifest_dir, MANIFESTS_DIR])
     data, doc = static_pod.read_manifest(path)
     container = static_pod.find_container(doc, container_name, path)
-    component = probes.component_of(container)
-    version = probes.image_version(container.get("image"))
+    component = _kubeadm.component_of(container)
+    version = _kubeadm.image_version(container.get("image"))
     field = probes.FIELD[probe_kind]
     before = container.get(field)
     result = dict(changed=False, manifest=path, container=container["name"], probe=probe_kind, component=component,

@@ -12,72 +12,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import math
 import os
 import re
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import (
+    APISERVER, ETCD, ETCD_SERIALIZABLE_HEALTH_SINCE, component_of)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 
-KINDS = ("liveness", "readiness", "startup")
-FIELD = dict(liveness="livenessProbe", readiness="readinessProbe", startup="startupProbe")
-
-ETCD = "etcd"
-APISERVER = "kube-apiserver"
-CONTROLLER_MANAGER = "kube-controller-manager"
-SCHEDULER = "kube-scheduler"
-COMPONENTS = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER)
-
-# kubeadm's probe timings: (initialDelaySeconds, timeoutSeconds, failureThreshold, periodSeconds).
-# Startup: failureThreshold = ceil(ControlPlaneComponentHealthCheck timeout (4 min) / period).
-KUBEADM_TIMING = dict(
-    liveness=(10, 15, 8, 10),
-    readiness=(0, 15, 3, 1),
-    startup=(10, 15, int(math.ceil(240 / 10.0)), 10),
-)
-# Default ports and schemes kubeadm probes (constants.EtcdMetricsPort, KubeAPIServerPort, ...).
-DEFAULT_ENDPOINT = {
-    ETCD: ("HTTP", 2381),
-    APISERVER: ("HTTPS", 6443),
-    CONTROLLER_MANAGER: ("HTTPS", 10257),
-    SCHEDULER: ("HTTPS", 10259),
-}
-# etcd grew /livez and /readyz in 3.5.11; kubeadm probes them from then on.
-ETCD_LIVEZ_SINCE = (3, 5, 11)
-# /health honours serializable=true only from 3.5.3 (etcd PR 13706); older members answer
-# "RAFT NO LEADER" without quorum whatever the query says (measured on 3.5.1 in the lab).
-ETCD_SERIALIZABLE_HEALTH_SINCE = (3, 5, 3)
-# kubeadm 1.34+ probes a named container port (kubernetes PR 132776, CHANGELOG-1.34: "started using a
-# named port 'probe-port' for all probes"); older manifests carry the number in the probe itself.
-NAMED_PROBE_PORT = "probe-port"
-# kube-scheduler: /livez (liveness, startup) and /readyz (readiness) from kubeadm 1.32 (kubernetes PR
-# 126945, CHANGELOG-1.32); /healthz and no readiness probe before.
-SCHEDULER_LIVEZ_SINCE = (1, 32)
+KINDS = _kubeadm.PROBE_KINDS
+FIELD = _kubeadm.PROBE_FIELD
 # A component that needs longer than this to come up gets killed in a loop without a startupProbe.
-SLOW_STARTING = COMPONENTS
+SLOW_STARTING = _kubeadm.CONTROL_PLANE_COMPONENTS
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
-
-
-def image_version(image):
-    """``registry.k8s.io/etcd:3.5.12-0`` -> (3, 5, 12); ``...:v1.30.2`` -> (1, 30, 2); None if no tag."""
-    name = (image or "").split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return None
-    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", last.split(":", 1)[1])
-    if not match:
-        return None
-    return tuple(int(part or 0) for part in match.groups())
-
-
-def component_of(container):
-    """Which kubeadm component a container runs, from its image repository or name."""
-    image = (container.get("image") or "").split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    for candidate in (image, container.get("name") or ""):
-        for component in COMPONENTS:
-            if candidate == component or candidate.startswith(component + "-"):
-                return component
-    return None
 
 
 def flag_value(container, flag):
@@ -97,7 +45,7 @@ def _unspecified(host):
 
 def probe_endpoint(component, container):
     """(scheme, host, port) kubeadm would probe for this container, from its own flags."""
-    scheme, port = DEFAULT_ENDPOINT[component]
+    scheme, port = _kubeadm.PROBE_ENDPOINT[component]
     host = "127.0.0.1"
     if component == ETCD:
         # staticpod.GetEtcdProbeEndpoint: the first --listen-metrics-urls URL, else 127.0.0.1:2381.
@@ -120,28 +68,30 @@ def probe_endpoint(component, container):
     return scheme, host, port
 
 
+def recommended_probes(component, version, container):
+    """{kind: probe or None} as kubeadm writes them for ``component`` at ``version``.
+
+    ``version`` is the image tag's version: etcd's own for etcd, Kubernetes' for the others.
+    None for a kind means kubeadm ships no such probe for that component and version.
+    """
+    if component not in _kubeadm.CONTROL_PLANE_COMPONENTS:
+        raise InputError("no kubeadm-recommended probe for container image %r: give the probe as spec"
+                         % container.get("image"))
+    try:
+        paths = _kubeadm.probe_paths(component, version)
+    except InputError as exc:
+        raise InputError("%s (image %r)" % (exc.msg, container.get("image")))
+    scheme, host, port = probe_endpoint(component, container)
+    port = probe_port(container, port)
+    return {kind: (_kubeadm.http_probe(kind, scheme, host, port, path) if path else None) for kind, path in paths.items()}
+
+
 def probe_port(container, port):
     """The port as kubeadm writes it in the probe: its named port when the container declares it."""
     for entry in container.get("ports") or []:
-        if entry.get("name") == NAMED_PROBE_PORT and entry.get("containerPort") == port:
-            return NAMED_PROBE_PORT
+        if entry.get("name") == _kubeadm.NAMED_PROBE_PORT and entry.get("containerPort") == port:
+            return _kubeadm.NAMED_PROBE_PORT
     return port
-
-
-def _http_probe(kind, scheme, host, port, path):
-    delay, timeout, failures, period = KUBEADM_TIMING[kind]
-    # Keys in kubeadm's (Go's sorted) order, so a restored probe diffs cleanly against kubeadm's.
-    probe = {
-        "failureThreshold": failures,
-        "httpGet": {"host": host, "path": path, "port": port, "scheme": scheme},
-        "initialDelaySeconds": delay,
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-    }
-    if not delay:
-        # kubeadm's manifests omit zero values (Go's omitempty): its readiness probe has no initialDelaySeconds.
-        del probe["initialDelaySeconds"]
-    return probe
 
 
 def same_probe(probe, other):
@@ -152,38 +102,6 @@ def same_probe(probe, other):
     return handlers[0] == handlers[1] and prober.timing(probe) == prober.timing(other)
 
 
-def recommended_probes(component, version, container):
-    """{kind: probe or None} as kubeadm writes them for ``component`` at ``version``.
-
-    ``version`` is the image tag's version: etcd's own for etcd, Kubernetes' for the others.
-    None for a kind means kubeadm ships no such probe for that component and version.
-    """
-    if component not in COMPONENTS:
-        raise InputError("no kubeadm-recommended probe for container image %r: give the probe as spec"
-                         % container.get("image"))
-    scheme, host, port = probe_endpoint(component, container)
-    port = probe_port(container, port)
-    paths = {}
-    if component == ETCD:
-        if version is None:
-            raise InputError("cannot tell the etcd version from image %r: give the probe as spec" % container.get("image"))
-        if version >= ETCD_LIVEZ_SINCE:
-            paths = dict(liveness="/livez", readiness="/readyz", startup="/readyz")
-        elif version >= (3, 4, 0):
-            paths = dict(liveness="/health?exclude=NOSPACE&serializable=true", readiness=None,
-                         startup="/health?serializable=false")
-        else:
-            raise InputError("etcd %s predates the /health parameters kubeadm probes (3.4+); give the probe as spec"
-                             % ".".join(str(v) for v in version))
-    elif component == APISERVER:
-        paths = dict(liveness="/livez", readiness="/readyz", startup="/livez")
-    elif component == SCHEDULER and (version is None or version[:2] >= SCHEDULER_LIVEZ_SINCE):
-        paths = dict(liveness="/livez", readiness="/readyz", startup="/livez")
-    else:
-        paths = dict(liveness="/healthz", readiness=None, startup="/healthz")
-    return {kind: (_http_probe(kind, scheme, host, port, path) if path else None) for kind, path in paths.items()}
-
-
 def _recommended_or_none(component, version, container, kind):
     try:
         return recommended_probes(component, version, container).get(kind)
@@ -192,26 +110,57 @@ def _recommended_or_none(component, version, container, kind):
 
 
 # -- the audit ----------------------------------------------------------------------------------------
-def kill_window(probe, kind="liveness"):
-    """How long a hung process survives this probe, in seconds, the way kubelet schedules it.
+# kubelet enforces timeoutSeconds on exec probes from Kubernetes 1.20 (kubernetes PR 94115, the
+# ExecProbeTimeout feature gate, on by default).  Before, a hung command ran until it exited by
+# itself: a hung ``etcdctl`` after its own --command-timeout (5 s by default).
+EXEC_TIMEOUT_ENFORCED_SINCE = (1, 20)
 
-    kubelet probes every periodSeconds but skips the ticks a running probe misses, so a probe that
-    runs into its timeout repeats every ceil(timeout/period) periods.  ``fast_failure`` is for a
-    probe that fails at once (connection refused); ``hung`` for one that times out each time.
+
+def probe_interval(probe):
+    """Seconds between the starts of two probes that each run into their timeout.
+
+    kubelet's worker (pkg/kubelet/prober/worker.go, run()) is ``for w.doProbe(ctx) { select {
+    case <-probeTicker.C: ... } }`` on a Go time.Ticker of periodSeconds.  A ticker's channel
+    holds one tick: the tick that fires while a slow probe runs waits there, so the next probe
+    starts the moment the slow one returns.  Probes that time out therefore repeat every
+    max(periodSeconds, timeoutSeconds).
+    """
+    t = prober.timing(probe)
+    return max(t["periodSeconds"], t["timeoutSeconds"])
+
+
+def kill_window(probe, kind="liveness"):
+    """How long a failing process survives this probe, in seconds, the way kubelet schedules it.
+
+    ``fast_failure_seconds``: probes that fail at once (connection refused) run every period, so
+    the container is killed initialDelaySeconds + (failureThreshold - 1) * periodSeconds after it
+    started.  ``hung_seconds``: probes that run into their timeout repeat every probe_interval,
+    so the last one ends initialDelaySeconds + failureThreshold * max(period, timeout) after the
+    start (15 + 8 x 15 = 135 s for the first seed's etcdctl probe).  Both count from a first probe
+    at initialDelaySeconds; kubelet's first probe waits for the first tick of the worker's ticker
+    (started with the pod, just before the container) after initialDelaySeconds, up to one
+    periodSeconds later: ``hung_seconds_latest``.  For exec probes on Kubernetes before 1.20 see
+    EXEC_TIMEOUT_ENFORCED_SINCE.
     """
     if not probe:
         return None
     t = prober.timing(probe)
     period, timeout = t["periodSeconds"], t["timeoutSeconds"]
-    interval = period * max(1, int(math.ceil(float(timeout) / period)))
     failures = t["failureThreshold"]
-    return dict(
+    window = dict(
         kind=kind,
         fast_failure_seconds=t["initialDelaySeconds"] + (failures - 1) * period,
-        hung_seconds=t["initialDelaySeconds"] + (failures - 1) * interval + timeout,
+        hung_seconds=t["initialDelaySeconds"] + failures * probe_interval(probe),
+        hung_seconds_latest=t["initialDelaySeconds"] + period + failures * probe_interval(probe),
+        hung_probe_interval_seconds=probe_interval(probe),
         initial_delay_seconds=t["initialDelaySeconds"], period_seconds=period, timeout_seconds=timeout,
         failure_threshold=failures,
     )
+    if prober.handler_of(probe) == "exec":
+        window["exec_timeout_note"] = (
+            "timeoutSeconds bounds exec probes only from Kubernetes 1.20 (ExecProbeTimeout); before that a hung "
+            "command ran until it exited by itself (etcdctl: its --command-timeout, 5s by default).")
+    return window
 
 
 def _finding(rule, severity, message):
@@ -294,14 +243,17 @@ def audit_probe(container, kind, component=None, version=None, manifest_files=No
                 "%s has a liveness probe but no startupProbe: kubelet starts killing it %ss after start even "
                 "while it is still loading its data (a large etcd snapshot, a slow apiserver cache warm-up), "
                 "which can turn a slow start into a restart loop." % (component, window["fast_failure_seconds"])))
-        if t["timeoutSeconds"] >= t["periodSeconds"]:
+        if t["timeoutSeconds"] > t["periodSeconds"]:
             window = kill_window(probe, kind)
             as_kubeadm = same_probe(probe, _recommended_or_none(component, version, container, kind))
             findings.append(_finding(
                 "timeout-not-below-period", "info" if as_kubeadm else "warning",
-                "timeoutSeconds (%d) >= periodSeconds (%d): a slow check occupies the whole period, kubelet skips "
-                "the ticks it misses, and a hung process survives %ss instead of the %ss the numbers suggest.%s"
-                % (t["timeoutSeconds"], t["periodSeconds"], window["hung_seconds"], window["fast_failure_seconds"],
+                "timeoutSeconds (%d) > periodSeconds (%d): kubelet starts the next probe as soon as a timed-out one "
+                "returns, so failing probes repeat every %ds, not every %ds, and a hung process survives about %ss "
+                "(initialDelaySeconds + failureThreshold x %d) instead of the %ss the period suggests.%s%s"
+                % (t["timeoutSeconds"], t["periodSeconds"], window["hung_probe_interval_seconds"], t["periodSeconds"],
+                   window["hung_seconds"], window["hung_probe_interval_seconds"], window["fast_failure_seconds"],
+                   " " + window["exec_timeout_note"] if "exec_timeout_note" in window else "",
                    " (kubeadm's own default: known and accepted.)" if as_kubeadm else "")))
         if handler in ("httpGet", "tcpSocket"):
             host = (probe[handler].get("host") or "").strip("[]")

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import (
-    MANIFESTS_DIR, atomic_write, backup_file, check_backup_dir, read_input_file)
+    MANIFESTS_DIR, atomic_write, backup_file, check_backup_dir, read_input_file, remove_backup)
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 
 PROBE_INT_FIELDS = ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold",
@@ -183,10 +183,16 @@ def list_manifest_dir(directory):
 def write_manifest(path, data, backup_dir, manifests_dir):
     """Back ``path`` up outside every watched directory, then replace it atomically.
 
-    Returns the backup path.  The backup directory is checked before anything is written.
+    Returns the backup path.  The backup directory is checked before anything is written, and a
+    backup whose write then failed is removed again: a backup stands for a change that happened.
+    A symlinked manifest keeps its link; its target is rewritten.
     """
     forbidden = [manifests_dir, MANIFESTS_DIR, os.path.dirname(os.path.abspath(path))]
     check_backup_dir(backup_dir, forbidden)
     backup = backup_file(path, backup_dir, forbidden_dirs=forbidden)
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except BaseException:
+        remove_backup(backup, backup_dir)
+        raise
     return backup

@@ -13,8 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
-from ansible_collections.cplane.kubeadm.plugins.module_utils._versions.skew import (
-    CONTROL_PLANE_COMPONENTS, KUBE_PROXY, image_version)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_tag
+from ansible_collections.cplane.kubeadm.plugins.module_utils._versions.skew import CONTROL_PLANE_COMPONENTS, KUBE_PROXY
 
 NAMESPACE = "kube-system"
 ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -81,7 +81,7 @@ def summarize_static_pod(pod):
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     running = next((s for s in statuses if s.get("name") == component), None)
     restarts = int(running.get("restartCount", 0)) if running else 0
-    return spec.get("nodeName"), component, image_version(image), image, restarts
+    return spec.get("nodeName"), component, image_tag(image), image, restarts
 
 
 def gather_cluster(client, page_size=500):
@@ -104,6 +104,6 @@ def gather_cluster(client, page_size=500):
     if daemonsets:
         containers = (((daemonsets[0].get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         image = next((c.get("image") for c in containers if c.get("name") == KUBE_PROXY), None)
-        daemonset_version = image_version(image)
+        daemonset_version = image_tag(image)
     return {"api_server": api_server, "nodes": nodes, "kube_proxy_daemonset": daemonset_version, "local": {},
             "images": images}

@@ -24,14 +24,10 @@ import re
 from collections import Counter
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import (
+    APISERVER, CONTROLLER_MANAGER, ETCD, KUBECTL, KUBELET, KUBE_PROXY, SCHEDULER)
 
-APISERVER = "kube-apiserver"
-CONTROLLER_MANAGER = "kube-controller-manager"
-SCHEDULER = "kube-scheduler"
-ETCD = "etcd"
-KUBELET = "kubelet"
-KUBE_PROXY = "kube-proxy"
-KUBECTL = "kubectl"
+# The policy's order (kube-apiserver first); the names are kubeadm's.
 CONTROL_PLANE_COMPONENTS = (APISERVER, CONTROLLER_MANAGER, SCHEDULER, ETCD)
 CONTROLLERS = (CONTROLLER_MANAGER, SCHEDULER)
 
@@ -84,15 +80,6 @@ def parse_version(text):
         return None
     major, minor, patch = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
     return Version(major, minor, patch, "v%d.%d.%d%s" % (major, minor, patch, match.group(4) or ""))
-
-
-def image_version(image):
-    """The tag of an image reference (``registry:5000/kube-apiserver:v1.30.4@sha256:...`` -> ``v1.30.4``)."""
-    if not image:
-        return None
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
 
 
 def max_older(version):

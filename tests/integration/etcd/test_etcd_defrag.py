@@ -63,12 +63,18 @@ def test_check_mode_returns_the_plan_and_touches_nothing(etcd3_cluster):
     assert result["plan"] == followers + [leader]
     assert all(m["action"] == "planned" and "fragmentation" in m["reason"] for m in result["members"])
     assert result["leader_target"] in followers
+    # the default move_leader auto: nothing measured in check mode, so the assumed slow disk decides
+    decision = result["leader_decision"]
+    assert decision["leader"] == leader and decision["mode"] == "auto" and decision["move"] is False
+    assert "no member was defragmented before it" in decision["reason"]
+    # check mode does not queue for the lock; nobody holds it
+    assert result["lock"]["acquired"] is False and result["lock"]["held_by"] is None
     after = lab.db_sizes()
     assert after == before
     assert lab.leader() == leader
 
 
-def test_rolling_defrag_under_writes_leader_last_nothing_lost(etcd3_cluster):
+def test_rolling_defrag_under_writes_leader_last_in_place_nothing_lost(etcd3_cluster):
     lab = etcd3_cluster
     fragment(lab, 24)
     client = lab.client()
@@ -86,11 +92,21 @@ def test_rolling_defrag_under_writes_leader_last_nothing_lost(etcd3_cluster):
     for name, entry in members.items():
         assert entry["action"] == "defragmented", entry
         assert entry["db_size_after"] < entry["db_size_before"] / 4, entry
-    # leader last, leadership moved away before its turn
+    # leader last; move_leader auto (the default) keeps it in place: the followers' throughput makes its
+    # defragmentation far shorter than etcd's 7 s request timeout, which a transfer would cost
     assert result["leader_before"] == leader_before
     assert result["plan"][-1] == leader_before and members[leader_before]["was_leader"]
-    assert result["leader_after"] != leader_before
-    assert result["leader_moved_to"] == result["leader_after"]
+    decision = result["leader_decision"]
+    assert decision["leader"] == leader_before and decision["mode"] == "auto" and decision["move"] is False
+    assert decision["request_timeout_seconds"] == 7.0 and 0 < decision["estimate_s"] < 7.0
+    followers = sorted(n for n in before if n != leader_before)
+    assert "throughput measured on %s in this run" % ", ".join(followers) in decision["reason"]
+    assert "<= request_timeout_seconds 7.0: defragmented in place" in decision["reason"]
+    measured = sum(members[n]["db_size_before"] for n in followers) / sum(members[n]["duration_s"] for n in followers)
+    assert abs(decision["throughput_bytes_per_s"] - measured) <= 1
+    assert decision["reason"] in members[leader_before]["reason"]
+    assert result["leader_after"] == leader_before and "leader_moved_to" not in result
+    assert result["lock"]["acquired"] is True
     after = lab.db_sizes()
     assert all(after[n] < before[n] / 4 for n in before)
     # nothing written before or during the run is lost or changed
@@ -104,6 +120,22 @@ def test_rolling_defrag_under_writes_leader_last_nothing_lost(etcd3_cluster):
     assert not again["failed"] and again["changed"] is False
     assert again["plan"] == [] and again["skipped_reason"] == "no member needs defragmentation"
     assert all(m["action"] == "skipped" for m in again["members"])
+
+
+def test_auto_moves_leadership_when_the_estimate_exceeds_the_request_timeout(etcd3_cluster):
+    lab = etcd3_cluster
+    fragment(lab, 16)
+    leader_before = lab.leader()
+    # a transfer "costs" 1 ms here, less than any defragmentation: auto must move leadership first
+    result = run_module("etcd_defrag", lab.connection_args(request_timeout_seconds=0.001, **SMALL))
+    assert not result["failed"], result.get("msg")
+    decision = result["leader_decision"]
+    assert decision["leader"] == leader_before and decision["move"] is True
+    assert decision["estimate_s"] > 0.001
+    assert "> request_timeout_seconds 0.001: leadership moves first" in decision["reason"]
+    assert result["leader_moved_to"] == result["leader_after"] != leader_before
+    assert lab.leader() == result["leader_after"]
+    assert by_name(result)[leader_before]["action"] == "defragmented"
 
 
 def test_compact_then_defrag_reports_revision(etcd3_cluster):

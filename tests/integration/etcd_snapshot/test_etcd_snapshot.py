@@ -3,15 +3,20 @@
 Every case runs on each etcd the lab has (3.5.1, 3.5.latest, 3.6.latest: ``etcd_matrix``), the
 snapshot restored and read back with that version's etcdutl, etcd and etcdctl; the cases about
 files and arguments only, which the server never changes, run on one."""
+import hashlib
+import json
 import os
+import signal
 import stat
+import subprocess
+import time
 
 import pytest
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import OperationFailed
-from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
+from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import sidecar_data, verify_snapshot
 from tests.integration.etcd_snapshot.conftest import decompress, etcdctl_get, etcdutl_status, restored_etcd
-from tests.lab.ansible_run import run_module
+from tests.lab.ansible_run import BIN, ansible_env, run_module
 from tests.lab.binaries import WHEEL_ETCD_VERSION, etcd_binary
 from tests.lab.trees import tree_digest
 
@@ -75,7 +80,8 @@ def test_retention_keeps_exactly_n_and_never_touches_foreign_files(lab, tmp_path
         (dest / name).write_bytes(data)
     own_old = ["etcd-snapshot-20200101T00000%dZ.db.xz" % i for i in range(3)]
     for name in own_old:
-        (dest / name).write_bytes(b"old snapshot")
+        own_file(dest / name, b"old snapshot")
+    foreign.update({name + ".json": (dest / (name + ".json")).read_bytes() for name in own_old})
 
     first = snapshot(lab, dest, retention=2)
     assert sorted(os.path.basename(p) for p in first["removed"]) == own_old[:2]
@@ -85,9 +91,43 @@ def test_retention_keeps_exactly_n_and_never_touches_foreign_files(lab, tmp_path
     assert third["removed"] == [first["path"]]
 
     own_now = sorted(n for n in os.listdir(str(dest)) if n not in foreign)
-    assert own_now == sorted(os.path.basename(r["path"]) for r in (second, third))
+    assert own_now == sorted(os.path.basename(r["path"]) + s for r in (second, third) for s in ("", ".json"))
     for name, data in foreign.items():
-        assert (dest / name).read_bytes() == data
+        if not name.endswith(".json"):
+            assert (dest / name).read_bytes() == data
+
+
+def own_file(path, data):
+    """A snapshot file as this module leaves it: the file and its sidecar."""
+    path.write_bytes(data)
+    path.with_name(path.name + ".json").write_bytes(
+        sidecar_data(str(path), len(data), hashlib.sha256(data).hexdigest()))
+
+
+def test_retention_never_deletes_an_operators_etcdctl_snapshot_with_a_matching_name(lab, tmp_path):
+    dest = tmp_path / "snaps"
+    dest.mkdir()
+    operators = dest / "etcd-snapshot-20200101T000000Z.db"
+    # etcdctl snapshot save needs exactly one endpoint
+    lab.etcdctl("snapshot", "save", str(operators), endpoints=lab.endpoints[:1])
+    assert operators.stat().st_size > 0
+    operators_sha = hashlib.sha256(operators.read_bytes()).hexdigest()
+    first = snapshot(lab, dest, retention=1)
+    second = snapshot(lab, dest, retention=1)
+    assert operators.exists() and hashlib.sha256(operators.read_bytes()).hexdigest() == operators_sha
+    assert first["kept_foreign"] == [str(operators)] and second["kept_foreign"] == [str(operators)]
+    assert second["removed"] == [first["path"]]
+    # A file of ours that was overwritten since (same name, other content) is no longer ours either.
+    third = snapshot(lab, dest, retention=5)
+    with open(third["path"], "r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    fourth = snapshot(lab, dest, retention=1)
+    assert sorted(fourth["removed"]) == [second["path"]]
+    assert sorted(fourth["kept_foreign"]) == sorted([str(operators), third["path"]])
+    assert os.path.exists(third["path"])
 
 
 @ONE_ETCD
@@ -95,7 +135,7 @@ def test_check_mode_reports_and_writes_nothing(lab, tmp_path):
     dest = tmp_path / "snaps"
     dest.mkdir()
     for i in range(3):
-        (dest / ("etcd-snapshot-20200101T00000%dZ.db.xz" % i)).write_bytes(b"old %d" % i)
+        own_file(dest / ("etcd-snapshot-20200101T00000%dZ.db.xz" % i), b"old %d" % i)
     before = tree_digest(str(tmp_path))
     result = snapshot(lab, dest, check=True, retention=2)
     assert result["changed"] is True
@@ -182,7 +222,7 @@ def test_single_member_cluster_snapshots_from_its_leader(etcd1_cluster, tmp_path
 
 
 @ONE_ETCD
-def test_temp_files_of_an_interrupted_run_are_cleaned_once_stale(lab, tmp_path):
+def test_lockless_temp_files_of_an_older_release_are_cleaned_once_stale(lab, tmp_path):
     stale = tmp_path / ".etcd-snapshot-20200101T000000Z.db.xz.a1b2c3.part"
     fresh = tmp_path / ".etcd-snapshot-20200101T000001Z.db.xz.d4e5f6.part"
     for path in (stale, fresh):
@@ -191,4 +231,81 @@ def test_temp_files_of_an_interrupted_run_are_cleaned_once_stale(lab, tmp_path):
     result = snapshot(lab, tmp_path)
     assert result["removed"] == [str(stale)]
     assert not stale.exists() and fresh.exists()
-    assert sorted(os.listdir(str(tmp_path))) == sorted([fresh.name, os.path.basename(result["path"])])
+    name = os.path.basename(result["path"])
+    assert sorted(os.listdir(str(tmp_path))) == sorted([fresh.name, name, name + ".json"])
+
+
+def _lock_holder(dest):
+    """Pid of the process holding the flock on the run's lock file in ``dest`` (from /proc/locks)."""
+    lock = next(n for n in os.listdir(str(dest)) if n.endswith(".lock"))
+    inode = os.stat(str(dest / lock)).st_ino
+    with open("/proc/locks") as handle:
+        for line in handle:
+            fields = line.split()
+            if fields[1] == "FLOCK" and fields[5].endswith(":%d" % inode):
+                return int(fields[4])
+    raise AssertionError("nobody holds %s" % lock)
+
+
+def _wait_gone(pid, timeout=60):
+    """SIGKILL lands when the process leaves the kernel (an fsync may hold it); a zombie holds no locks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("process %d survived SIGKILL" % pid)
+
+
+def test_a_run_killed_mid_stream_is_cleaned_up_by_the_next_run_at_once(etcd1_cluster, tmp_path):
+    lab = etcd1_cluster
+    client = lab.client()
+    for i in range(24):   # 24 MiB that do not compress: the stream and xz take long enough to be caught
+        client.put("/registry/blob/%02d" % i, os.urandom(1024 * 1024))
+    client.close()
+    dest = tmp_path / "snaps"
+    dest.mkdir()
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-m",
+           "cplane.kubeadm.etcd_snapshot", "-a", json.dumps(lab.connection_args(dest=str(dest)))]
+    proc = subprocess.Popen(cmd, env=ansible_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [n for n in os.listdir(str(dest)) if n.endswith(".part") and os.path.getsize(str(dest / n)) > 0]:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no temp file appeared"
+            time.sleep(0.002)
+        module_pid = _lock_holder(dest)
+        os.kill(module_pid, signal.SIGKILL)   # the module itself, mid-stream: no cleanup code runs
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    _wait_gone(module_pid)
+    left = sorted(os.listdir(str(dest)))
+    assert [n for n in left if n.endswith(".part")] and [n for n in left if n.endswith(".lock")], left
+    assert not [n for n in left if not n.startswith(".")], left   # no snapshot was completed
+
+    result = snapshot(lab, dest, compression="zstd")   # immediately: no waiting for snapshot_timeout + 300 s
+    assert sorted(os.path.basename(p) for p in result["removed"]) == left
+    name = os.path.basename(result["path"])
+    assert sorted(os.listdir(str(dest))) == [name, name + ".json"]
+    assert verify_snapshot(result["path"])["revision"] == result["revision"]
+
+
+def test_a_read_only_dest_fails_with_a_message_naming_it(lab, tmp_path):
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(dest)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        result = run_module("etcd_snapshot", lab.connection_args(dest=str(dest)))
+    finally:
+        subprocess.run(["umount", "-l", str(dest)], check=False)
+    assert result["failed"] and "MODULE FAILURE" not in result["_stdout"] and "Traceback" not in result["_stdout"]
+    assert result["msg"].startswith("cannot write a snapshot into %s: Read-only file system." % dest), result["msg"]

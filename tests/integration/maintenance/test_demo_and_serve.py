@@ -37,8 +37,8 @@ def _assert_probe_section(ran, out):
     audit, fixed = ran.results["probe_audit"], ran.results["probe_fixed"]["liveness"]
     rules = {f["rule"]: f["severity"] for f in audit["findings"]}
     assert rules["linearizable-etcd-read"] == "critical" and "stray-manifest-file" in rules
-    assert audit["kill_window"]["hung_seconds"] == 170      # 8 failures x (15s timeout + period skips)
-    assert "critical  linearizable-etcd-read" in out and "170s when each check hangs" in out
+    assert audit["kill_window"]["hung_seconds"] == 135      # 15 + 8 failures x max(10s period, 15s timeout)
+    assert "critical  linearizable-etcd-read" in out and "135s when each check hangs" in out
     assert "exec" in fixed["before"] and fixed["probe_spec"]["httpGet"]["path"] == "/livez"
     manifests = ran.results["probe_node"].manifests_dir
     text = open(os.path.join(manifests, "etcd.yaml")).read()

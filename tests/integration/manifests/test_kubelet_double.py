@@ -2,8 +2,11 @@
 import os
 import shutil
 
+import pytest
 import yaml
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes
+from tests.lab.kubelet_double import KubeletDouble
 from tests.lab.static_pods import dump
 
 
@@ -78,3 +81,46 @@ def test_bak_file_with_another_pod_name_runs_as_a_second_pod(kubelet_etcd1):
     assert lab.members[0].healthy()
     os.unlink(path + ".bak")
     double.wait_for(lambda d: d.pod("etcd-old-cp1") is None, timeout=30, what="second pod gone")
+
+
+def _hung_probe_pod(timing):
+    """A pod whose liveness check hangs (an etcdctl stuck on a lost quorum does the same)."""
+    probe = dict(timing, exec={"command": ["sleep", "3600"]})
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hung", "namespace": "kube-system"},
+            "spec": {"containers": [{"name": "etcd", "image": "registry.k8s.io/etcd:3.5.1-0",
+                                     "command": ["sleep", "3600"], "livenessProbe": probe}],
+                     "terminationGracePeriodSeconds": 1}}
+
+
+@pytest.mark.parametrize("timing", [
+    dict(initialDelaySeconds=10, periodSeconds=10, timeoutSeconds=15, failureThreshold=8),   # kubeadm's liveness
+    dict(initialDelaySeconds=15, periodSeconds=10, timeoutSeconds=15, failureThreshold=8),   # the first seed's
+])
+def test_a_hung_probe_is_killed_when_the_kill_window_says(tmp_path, timing):
+    scale = 0.05
+    window = probes.kill_window(dict(timing, exec={"command": ["true"]}))
+    expected, latest = window["hung_seconds"], window["hung_seconds_latest"]
+    root = tmp_path / "node"
+    manifests = root / "etc/kubernetes/manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "hung.yaml").write_bytes(dump(_hung_probe_pod(timing)))
+    with KubeletDouble("cp1", str(root), time_scale=scale) as double:
+        double.wait_for(lambda d: any("kill requested" in e[1] for e in _events(d)), timeout=expected * scale * 3,
+                        what="the liveness kill")
+        events = _events(double)
+    started = next(at for at, message in events if message.startswith("started"))
+    killed = next(at for at, message in events if message.startswith("kill requested"))
+    failures = [at for at, message in events if message.startswith("liveness probe failed")]
+    measured = killed - started
+    # The first probe waits for the ticker's first tick after initialDelaySeconds (at most a period
+    # later); each probe costs a process start and kill on top of its timeout (under 1 s in manifest
+    # units, 50 ms real, on a loaded 2-core machine).
+    assert expected <= measured <= latest + 8 * 1.0, (measured, expected, latest, events)
+    # after the first, timed-out probes follow each other every max(period, timeout) = 15 s, not 20 s
+    gaps = [b - a for a, b in zip(failures, failures[1:])]
+    assert len(gaps) == 7 and all(14.9 <= gap <= 16.5 for gap in gaps), (gaps, events)
+
+
+def _events(double):
+    pod = double.pod("hung-cp1")
+    return pod["containers"][0]["events"] if pod else []

@@ -55,7 +55,7 @@ def test_report_names_the_seed_evidence_and_changes_nothing(control_plane, tmp_p
     etcd_probe = next(p for p in cp1["probes"] if p["component"] == "etcd")
     assert {f["rule"] for f in etcd_probe["findings"] if f["severity"] == "critical"} == {"linearizable-etcd-read"}
     assert "get foo" in " ".join(etcd_probe["probe_spec"]["exec"]["command"])
-    assert etcd_probe["kill_window"]["hung_seconds"] == 170
+    assert etcd_probe["kill_window"]["hung_seconds"] == 135
     assert [p["present"] for p in cp1["probes"]] == [True, False]   # no kube-apiserver.yaml: not audited
     assert len(cp1["stray_files"]) == 1 and cp1["stray_files"][0]["severity"] == "critical"
     assert cp1["stray_files"][0]["message"].startswith("kube-apiserver.yaml.bak ")

@@ -1,9 +1,10 @@
 """The defrag plan and preflight decisions, from plain member states (no etcd)."""
 import pytest
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import UnsafeOperation
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, UnsafeOperation
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.defrag import (
-    choose_leader_target, nospace_disarmable, plan_defrag, selection)
+    choose_leader_target, leader_move_decision, move_leader_mode, nospace_disarmable, plan_defrag, run_defrag,
+    selection)
 
 MIB = 1024 * 1024
 OPTS = dict(min_db_size=100 * MIB, min_fragmentation=0.3, max_quota_usage=0.8)
@@ -28,11 +29,61 @@ def cluster(*states):
 
 def test_followers_first_by_name_leader_last_with_move():
     states = cluster(member("cp2", leader="cp2"), member("cp3", leader="cp2"), member("cp1", leader="cp2"))
-    plan = plan_defrag(states, OPTS)
+    plan = plan_defrag(states, dict(OPTS, move_leader=True))
     assert plan["order"] == ["cp1", "cp3", "cp2"]
     leader_entry = next(e for e in plan["entries"] if e["name"] == "cp2")
     assert leader_entry["was_leader"] and "after moving leadership to" in leader_entry["reason"]
     assert plan["leader_target"] in ("cp1", "cp3")
+
+
+def test_default_plan_decides_the_leader_move_at_its_turn():
+    states = cluster(member("cp2", leader="cp2"), member("cp3", leader="cp2"), member("cp1", leader="cp2"))
+    plan = plan_defrag(states, OPTS)
+    leader_entry = next(e for e in plan["entries"] if e["name"] == "cp2")
+    assert "only if its estimated defragmentation time exceeds request_timeout_seconds 7.0" in leader_entry["reason"]
+    assert "move_leader auto" in leader_entry["reason"]
+    off = plan_defrag(states, dict(OPTS, move_leader="no"))
+    assert "in place (move_leader is off)" in next(e for e in off["entries"] if e["name"] == "cp2")["reason"]
+
+
+@pytest.mark.parametrize("value, mode", [("auto", "auto"), (True, True), (False, False), ("yes", True),
+                                         ("False", False), ("AUTO", "auto")])
+def test_move_leader_accepts_auto_and_booleans(value, mode):
+    assert move_leader_mode(value) == mode
+
+
+def test_move_leader_rejects_anything_else():
+    with pytest.raises(InputError, match="move_leader must be auto, true or false, not 'sometimes'"):
+        move_leader_mode("sometimes")
+
+
+def test_auto_keeps_a_leader_in_place_when_its_estimate_is_below_the_request_timeout():
+    # followers: 200 MiB in 2 s = 100 MiB/s -> a 300 MiB leader takes ~3 s < 7 s
+    measured = [("cp1", 100 * MIB, 1.0), ("cp3", 100 * MIB, 1.0)]
+    decision = leader_move_decision("auto", 300 * MIB, measured, 7.0)
+    assert decision["move"] is False and decision["estimate_s"] == 3.0
+    assert decision["throughput_bytes_per_s"] == 100 * MIB
+    assert "cp1, cp3" in decision["reason"] and "<= request_timeout_seconds 7.0" in decision["reason"]
+
+
+def test_auto_moves_a_leader_whose_estimate_exceeds_the_request_timeout():
+    measured = [("cp1", 100 * MIB, 10.0)]  # 10 MiB/s -> 300 MiB takes 30 s
+    decision = leader_move_decision("auto", 300 * MIB, measured, 7.0)
+    assert decision["move"] is True and decision["estimate_s"] == 30.0
+    assert "> request_timeout_seconds 7.0: leadership moves first" in decision["reason"]
+
+
+def test_auto_without_measurement_assumes_a_slow_disk():
+    small = leader_move_decision("auto", 100 * MIB, [], 7.0)
+    assert small["move"] is False and small["estimate_s"] == 5.0
+    assert "no member was defragmented before it" in small["reason"] and "20.0 MiB/s" in small["reason"]
+    assert leader_move_decision("auto", 200 * MIB, [], 7.0)["move"] is True
+
+
+def test_true_and_false_keep_their_meaning_whatever_the_estimate():
+    measured = [("cp1", 100 * MIB, 1.0)]
+    assert leader_move_decision(True, 1 * MIB, measured, 7.0)["move"] is True
+    assert leader_move_decision(False, 10000 * MIB, measured, 7.0)["move"] is False
 
 
 def test_thresholds_select_by_fragmentation_and_size_or_quota():
@@ -114,3 +165,11 @@ def test_nospace_disarmed_only_below_ninety_percent_of_quota():
     high = cluster(member("cp1", size=100 * MIB, quota=200 * MIB), member("cp2", size=185 * MIB, quota=200 * MIB))
     disarm, why = nospace_disarmable(high, alarms)
     assert disarm is None and "cp2" in why
+
+
+def test_lock_and_timeout_options_are_checked_before_connecting():
+    with pytest.raises(InputError) as err:
+        run_defrag(["https://127.0.0.1:1"], "/nonexistent/ca.crt", "/nonexistent/c.crt", "/nonexistent/c.key",
+                   lock_ttl=0, request_timeout_seconds=-1)
+    assert err.value.msg == ("lock_ttl must be at least 1 (seconds), not 0; request_timeout_seconds must be positive, "
+                             "not -1")

@@ -1,6 +1,7 @@
 """Audit rules, kill windows and kubeadm's recommended probes (pure logic)."""
 import pytest
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import probes
 
@@ -26,7 +27,31 @@ def test_seed_exec_probe_is_critical_and_its_kill_window_counts_timeouts():
     assert found["no-startup-probe"] == "warning"
     window = probes.kill_window(SEED)
     assert window["fast_failure_seconds"] == 15 + 7 * 10
-    assert window["hung_seconds"] == 15 + 7 * 20 + 15
+    # kubelet's ticker keeps the tick a 15 s probe misses: timed-out probes repeat every 15 s
+    assert window["hung_seconds"] == 135 == 15 + 8 * 15
+    assert window["hung_probe_interval_seconds"] == 15
+    assert "1.20" in window["exec_timeout_note"] and "--command-timeout" in window["exec_timeout_note"]
+
+
+@pytest.mark.parametrize("timing,hung", [
+    (dict(initialDelaySeconds=10, periodSeconds=10, timeoutSeconds=15, failureThreshold=8), 130),  # kubeadm liveness
+    (dict(initialDelaySeconds=0, periodSeconds=10, timeoutSeconds=5, failureThreshold=3), 30),     # timeout < period
+    (dict(initialDelaySeconds=0, periodSeconds=1, timeoutSeconds=15, failureThreshold=3), 45),     # kubeadm readiness
+    (dict(initialDelaySeconds=5, periodSeconds=10, timeoutSeconds=35, failureThreshold=2), 75),
+])
+def test_hung_kill_window_is_delay_plus_failures_times_max_of_period_and_timeout(timing, hung):
+    probe = dict(timing, httpGet={"path": "/livez", "port": 2381})
+    window = probes.kill_window(probe)
+    assert window["hung_seconds"] == hung
+    assert "exec_timeout_note" not in window
+
+
+def test_kubeadm_recommended_liveness_kill_window_is_130_seconds():
+    rec = probes.recommended_probes("etcd", (3, 5, 12), etcd())
+    assert probes.kill_window(rec["liveness"])["hung_seconds"] == 10 + 8 * 15 == 130
+    found = [f for f in probes.audit_probe(etcd(livenessProbe=rec["liveness"], startupProbe=rec["startup"]),
+                                           "liveness", version=(3, 5, 12)) if f["rule"] == "timeout-not-below-period"]
+    assert "repeat every 15s, not every 10s" in found[0]["message"] and "about 130s" in found[0]["message"]
 
 
 def test_etcd_recommended_probes_follow_the_version():
@@ -47,7 +72,7 @@ def test_etcd_recommended_probes_follow_the_version():
 def test_control_plane_recommended_probes_use_their_flags():
     api = {"name": "kube-apiserver", "image": "registry.k8s.io/kube-apiserver:v1.30.2",
            "command": ["kube-apiserver", "--advertise-address=10.0.0.5", "--secure-port=6443"]}
-    rec = probes.recommended_probes(probes.component_of(api), probes.image_version(api["image"]), api)
+    rec = probes.recommended_probes(_kubeadm.component_of(api), _kubeadm.image_version(api["image"]), api)
     assert rec["liveness"]["httpGet"] == {"host": "10.0.0.5", "path": "/livez", "port": 6443, "scheme": "HTTPS"}
     assert rec["readiness"]["httpGet"]["path"] == "/readyz"
     kcm = {"name": "kube-controller-manager", "image": "registry.k8s.io/kube-controller-manager:v1.30.2",
@@ -117,6 +142,6 @@ def test_stray_files_in_the_manifests_directory():
 
 
 def test_image_versions():
-    assert probes.image_version("registry.k8s.io/etcd:3.5.12-0") == (3, 5, 12)
-    assert probes.image_version("registry.k8s.io/kube-apiserver:v1.30.2") == (1, 30, 2)
-    assert probes.image_version("localhost:5000/etcd") is None
+    assert _kubeadm.image_version("registry.k8s.io/etcd:3.5.12-0") == (3, 5, 12)
+    assert _kubeadm.image_version("registry.k8s.io/kube-apiserver:v1.30.2") == (1, 30, 2)
+    assert _kubeadm.image_version("localhost:5000/etcd") is None

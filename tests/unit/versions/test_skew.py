@@ -1,6 +1,7 @@
 """The version-skew policy and the upgrade path, on hand-built inventories (no API, no processes)."""
 import pytest
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _kubeadm
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import skew
 
@@ -49,8 +50,8 @@ def test_parse_version_rejects_what_is_not_a_version(text):
     ("k8s.gcr.io/etcd:3.2.24", "3.2.24"),
     (None, None),
 ])
-def test_image_version(image, tag):
-    assert skew.image_version(image) == tag
+def test_image_tag(image, tag):
+    assert _kubeadm.image_tag(image) == tag
 
 
 def test_clean_cluster_has_no_violation_and_nothing_mixed():
