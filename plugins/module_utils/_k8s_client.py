@@ -30,6 +30,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import (
     ConnectionFailure, InputError, OperationFailed)
+from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfig_reader
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.kubeadm import KUBECONFIG_DIR
 
 try:
@@ -126,23 +127,9 @@ def read_kubeconfig(path):
 
 
 def _check_context(path, data, context):
-    names = [c.get("name") for c in data.get("contexts") or [] if isinstance(c, dict)]
-    wanted = context or data.get("current-context")
-    if not wanted:
-        raise InputError("kubeconfig %s sets no current-context; pass context= one of: %s."
-                         % (path, ", ".join(map(str, names)) or "(none defined)"))
-    if wanted not in names:
-        raise InputError("kubeconfig %s has no context named %r; pass context= one of: %s."
-                         % (path, wanted, ", ".join(map(str, names)) or "(none defined)"))
-    entry = next(c for c in data["contexts"] if isinstance(c, dict) and c.get("name") == wanted).get("context") or {}
-    # The client silently connects without credentials when the context's user is missing; say so instead.
-    for kind, plural in (("cluster", "clusters"), ("user", "users")):
-        known = [item.get("name") for item in data.get(plural) or [] if isinstance(item, dict)]
-        if entry.get(kind) not in known:
-            raise InputError("kubeconfig %s: context %s refers to %s %r, which is not defined there (defined: %s). Fix the "
-                             "file or regenerate it (kubeadm kubeconfig user)."
-                             % (path, wanted, kind, entry.get(kind), ", ".join(map(str, known)) or "none"))
-    return wanted
+    # The client silently connects without credentials when the context's user is missing; the
+    # shared reader refuses that (and every other inconsistency) with a message naming the file.
+    return kubeconfig_reader.resolve(data, path, context)["context"]
 
 
 def _require_file(option, path):

@@ -17,7 +17,9 @@ description:
     C(scheduler.conf)) and the three CAs, and returns them as data.
   - Also reports kubelet's own client certificate for information; kubelet rotates it itself.
   - Needs no C(kubeadm) binary and works while the cluster is down.
-  - Never reads out or returns private key material.
+  - Never reads out or returns private key material. Keys are read only to check that each belongs to its
+    certificate.
+  - Fails when O(pki_dir) holds none of kubeadm's files.
 extends_documentation_fragment:
   - cplane.kubeadm.kubeadm_pki
   - cplane.kubeadm.attributes
@@ -90,6 +92,18 @@ certificates:
     expired: {description: "The certificate has expired.", type: bool, returned: when present}
     signed_by_ca: {description: "The certificate is signed by the CA in O(pki_dir).", type: bool, returned: when present}
     error: {description: "Why the file could not be read (it is also reported as a warning).", type: str, returned: when unreadable}
+    key_matches:
+      description: "The private key belongs to the certificate. False means a broken pair: the component will not start."
+      type: bool
+      returned: when the certificate and its key are present
+    renewable_in_place:
+      description: "The kubeconfig's client fields can be replaced in place (false when the value is wrapped over lines)."
+      type: bool
+      returned: for kubeconfigs that could be read
+    problem:
+      description: "What is wrong with the pair or the kubeconfig (also reported as a warning)."
+      type: str
+      returned: when key_matches or renewable_in_place is false
 certificate_authorities:
   description: The three kubeadm CAs with the same facts as RV(certificates) (without C(ca) and C(restart)).
   returned: always
@@ -99,6 +113,13 @@ kubelet_client:
   description: kubelet's client certificate (rotated by kubelet; for information).
   returned: always
   type: dict
+interrupted_renewal:
+  description:
+    - A certificate renewal that was killed mid-way and not yet finished, else null. The next
+      M(cplane.kubeadm.kubeadm_cert_renew) run finishes it first (C(action)).
+  returned: always
+  type: dict
+  sample: {action: roll_forward, journal: /etc/kubernetes/.cplane-kubeadm-renewal.journal, files: [/etc/kubernetes/pki/apiserver.key]}
 expiring:
   description: Names of certificates and CAs that expire within O(warn_days) (or have expired).
   returned: always

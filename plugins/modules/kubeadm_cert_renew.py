@@ -19,8 +19,14 @@ description:
   - Never issues a certificate that outlives its CA; the validity is capped at the CA's expiry with a warning.
     Never renews a CA.
   - Validates every requested certificate before writing anything (corrupt PEM, a key that does not match its
-    certificate, a certificate the local CA did not sign); then backs up every file it replaces into
-    O(backup_dir) and writes atomically. Key files are written with mode 0600.
+    certificate, a certificate the local CA did not sign, a kubeconfig that cannot be edited in place). Such a
+    certificate is refused and left as it is; the others are renewed, then the module fails listing RV(refused).
+    A broken pair's message names the newest backup directory in O(backup_dir) that holds a matching pair.
+  - Backs up every file it replaces into O(backup_dir) and replaces all of them as one transaction recorded in a
+    journal beside O(pki_dir) (C(.cplane-kubeadm-renewal.journal), paths and digests only). Every run first finishes
+    (or rolls back from the backups) a renewal that was killed mid-way, so the files are never left as a certificate
+    and a key from different pairs. Key files are written with mode 0600.
+  - A symlinked certificate, key or kubeconfig stays a link; the file it points to receives the new content.
   - For kubeconfig files only the C(client-certificate-data) and C(client-key-data) values of the user change;
     every other byte of the file stays the same.
   - Static pods do not reload certificates; RV(restart_required) lists the ones that must restart
@@ -154,6 +160,22 @@ backup_dir:
   description: Where backups go; each run uses a C(<UTC timestamp>) subdirectory.
   returned: always
   type: str
+refused:
+  description:
+    - Certificates left alone because their files cannot be used, each with the reason. When not empty the module
+      fails (after renewing the others).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: admin.conf, path: /etc/kubernetes/admin.conf, reason: "... cannot be replaced in place ..."}]
+recovered:
+  description:
+    - An interrupted renewal this run found and finished first (in check mode, what a real run would do), else null.
+    - C(action) is C(roll_forward) (the new files were complete), C(roll_back) (restored from C(backup_dir))
+      or C(discard) (the swap had not started; staged files removed).
+  returned: always
+  type: dict
+  sample: {action: roll_forward, files: [/etc/kubernetes/pki/etcd/server.key, /etc/kubernetes/pki/etcd/server.crt]}
 backup_stamp:
   description: The timestamp subdirectory of this run's backups.
   returned: when something was renewed
@@ -164,7 +186,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, fail_from
-from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki.args import pki_argument_spec
 
@@ -184,25 +205,13 @@ def main():
         supports_check_mode=True,
     )
     _deps.assert_required(module, *_deps.PKI)
-    p = module.params
-    kubeadm_path = p["kubeadm_path"]
-    if p["backend"] == "kubeadm" and not module.check_mode:
-        kubeadm_path = module.get_bin_path(kubeadm_path, required=True)
     try:
-        result = renew.renew_certificates(
-            pki_dir=p["pki_dir"], kubeconfig_dir=p["kubeconfig_dir"], certs=p["certs"],
-            renew_before_days=p["renew_before_days"], force=p["force"], validity_days=p["validity_days"],
-            backup_dir=p["backup_dir"], check_mode=module.check_mode, backend=p["backend"], kubeadm_path=kubeadm_path,
-            kubeadm_config=p["kubeadm_config"], run_command=module.run_command)
-        after = pki.scan(p["pki_dir"], p["kubeconfig_dir"], validity_days=p["validity_days"])
+        result = renew.run(module.params, check_mode=module.check_mode, diff=module._diff,
+                           run_command=module.run_command, get_bin_path=module.get_bin_path)
     except CplaneError as err:
         fail_from(module, err)
-    diff = result.pop("diff")
     for warning in result.pop("warnings"):
         module.warn(warning)
-    if module._diff and result["changed"]:
-        result["diff"] = diff
-    result["certificates"] = after["certificates"]
     module.exit_json(**result)
 
 

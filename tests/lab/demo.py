@@ -96,6 +96,7 @@ def run_maintenance(demo):
     snapshots = os.path.join(demo.workdir, "backups")
     extra = demo.role_vars(
         target="localhost",
+        etcd_maintenance_become=False,
         etcd_maintenance_snapshot_dir=snapshots,
         etcd_maintenance_snapshot_prefix="etcd-snapshot-demo",
         etcd_maintenance_etcdutl_path=etcd_binary("etcdutl"),

@@ -29,13 +29,16 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _journal
 from ansible_collections.cplane.kubeadm.plugins.module_utils._files import read_input_file
-from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, InputError
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeconfig as kubeconfigs
 
 UTC = datetime.timezone.utc
 KUBELET_CLIENT_FILE = "kubelet-client-current.pem"
+# The record of a renewal's swap in progress (see _journal).
+JOURNAL_NAME = ".cplane-kubeadm-renewal.journal"
 _CERT_BLOCK = re.compile(br"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.S)
 
 # Names as kubeadm's table (and openssl) spell them, for what the modules return.
@@ -222,6 +225,23 @@ def leaf_paths(name, pki_dir, kubeconfig_dir):
     return os.path.join(pki_dir, spec["cert"]), os.path.join(pki_dir, spec["key"])
 
 
+def journal_path(pki_dir):
+    """Where a renewal records an unfinished swap: beside the PKI directory (/etc/kubernetes), never in manifests/."""
+    return os.path.join(os.path.dirname(os.path.abspath(pki_dir.rstrip(os.sep) or os.sep)), JOURNAL_NAME)
+
+
+def check_pki_dir(pki_dir):
+    """InputError unless ``pki_dir`` holds at least one file of kubeadm's PKI layout."""
+    if not os.path.isdir(pki_dir):
+        raise InputError("pki_dir %s is not a directory. Point pki_dir at the node's kubeadm PKI (default %s) and run "
+                         "with become." % (pki_dir, table.PKI_DIR))
+    known = [spec["cert"] for spec in table.CAS.values()]
+    known += [spec["cert"] for spec in table.CERTIFICATES.values() if spec["kind"] == "file"]
+    if not any(os.path.exists(os.path.join(pki_dir, rel)) for rel in known):
+        raise InputError("pki_dir %s holds no kubeadm PKI (none of %s). Point pki_dir at the node's kubeadm PKI "
+                         "(default %s)." % (pki_dir, ", ".join(known[:3] + ["..."]), table.PKI_DIR))
+
+
 def load_leaf(name, pki_dir, kubeconfig_dir):
     """The certificate of table entry ``name``; kubeconfigs are parsed for their user's credentials."""
     spec = table.CERTIFICATES[name]
@@ -263,7 +283,43 @@ def inspect_leaf(name, pki_dir, kubeconfig_dir, cas, ca_certs, now=None):
     entry.update(certificate_facts(cert, now))
     ca_cert = ca_certs.get(spec["ca"])
     entry["signed_by_ca"] = bool(ca_cert is not None and signed_by(cert, ca_cert))
+    entry.update(_pair_facts(spec, cert_path, key_path, cert))
     return entry
+
+
+def broken_pair(kind, cert_path, key_path, advice):
+    """The one wording of a key that does not belong to its certificate."""
+    return ("the private key %s does not match its certificate %s: the pair is broken (a component using it will not "
+            "start; etcd: 'tls: private key does not match public key'). %s"
+            % ("in " + cert_path if kind == "kubeconfig" else key_path, cert_path, advice))
+
+
+def _pair_facts(spec, cert_path, key_path, cert):
+    """key_matches (and, for kubeconfigs, renewable_in_place) with the problem, if any, under ``problem``."""
+    facts = {}
+    try:
+        if spec["kind"] == "kubeconfig":
+            embedded = kubeconfigs.load(cert_path)
+            key = parse_private_key(embedded.key_pem, "client-key-data of user %r in %s" % (embedded.user, cert_path))
+        elif os.path.exists(key_path):
+            key = load_private_key(key_path)
+        else:
+            return facts
+    except InputError as exc:
+        facts.update(key_matches=False, problem=exc.msg)
+        return facts
+    facts["key_matches"] = key_matches(cert, key)
+    if not facts["key_matches"]:
+        facts["problem"] = broken_pair(spec["kind"], cert_path, key_path, "renewal will refuse it. Restore both from "
+                                                                          "the same backup.")
+    if spec["kind"] == "kubeconfig":
+        try:
+            kubeconfigs.check_replaceable(embedded)
+            facts["renewable_in_place"] = True
+        except InputError as exc:
+            facts["renewable_in_place"] = False
+            facts.setdefault("problem", "renewal will refuse it: " + exc.msg)
+    return facts
 
 
 def inspect_kubelet_client(kubeconfig_dir, kubelet_pki_dir, now=None):
@@ -301,6 +357,7 @@ def scan(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DIR, kubelet_pki
 
     Returns certificates, certificate_authorities, kubelet_client, expiring (names), warnings.
     """
+    check_pki_dir(pki_dir)
     now = now or utcnow()
     cas, ca_certs = {}, {}
     for ca_name in table.CAS:
@@ -315,11 +372,24 @@ def scan(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DIR, kubelet_pki
     for entry in certificates + list(cas.values()):
         if entry.get("error"):
             warnings.append(entry["error"])
+        elif entry.get("problem"):
+            warnings.append("%s: %s" % (entry["name"], entry["problem"]))
         elif not entry["missing"] and entry["kind"] != "ca" and not entry.get("signed_by_ca", True):
             warnings.append("%s (%s) is not signed by the %s in %s: renewal would refuse it; check that the "
                             "PKI directory belongs to this cluster." % (entry["name"], entry["path"], entry["ca"], pki_dir))
     warnings.extend(ca_expiry_warnings(cas.values(), validity_days, now))
+    interrupted = None
+    try:
+        interrupted = _journal.plan_recovery(journal_path(pki_dir))
+    except CplaneError as exc:
+        warnings.append(exc.msg)
+    if interrupted is not None:
+        warnings.insert(0, "a certificate renewal was interrupted (journal %s, files %s); until the next "
+                           "kubeadm_cert_renew run finishes it, these files may not match. That run will %s: %s."
+                        % (interrupted["journal"], ", ".join(interrupted["files"]),
+                           interrupted["action"].replace("_", " "), interrupted["reason"]))
     return {
+        "interrupted_renewal": interrupted,
         "certificates": certificates,
         "certificate_authorities": list(cas.values()),
         "kubelet_client": inspect_kubelet_client(kubeconfig_dir, kubelet_pki_dir, now),

@@ -61,31 +61,50 @@ def _decode(value, field, creds):
                          % (field, creds.user, creds.path))
 
 
-def _entry(items, name, what, path):
-    for item in items or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item.get(what) or {}
-    return None
+def _named(config, plural):
+    """{name: entry} of a kubeconfig list (clusters, contexts, users); malformed items are left out."""
+    return {item.get("name"): item for item in config.get(plural) or [] if isinstance(item, dict)}
+
+
+def resolve(config, path, context=None, sole_user=False):
+    """The one way this collection reads a kubeconfig: context, then its cluster and user.
+
+    The context is ``context``, else ``current-context`` (what kubectl and kubeadm use).  With
+    ``sole_user``, a file without a current-context but with exactly one user resolves to that user
+    (kubeadm's kubeconfigs always set one; hand-made ones sometimes do not).  Returns a dict with
+    ``context`` (name or None), ``cluster`` and ``user`` (the entries' inner mappings, ``{}`` when
+    absent), ``cluster_name`` and ``user_name``.  Every inconsistency is an InputError naming the file.
+    """
+    contexts, users = _named(config, "contexts"), _named(config, "users")
+    wanted = context or config.get("current-context")
+    if not wanted:
+        if sole_user and len(users) == 1:
+            name = list(users)[0]
+            return {"context": None, "cluster": {}, "cluster_name": None, "user_name": name,
+                    "user": users[name].get("user") or {}}
+        raise InputError("kubeconfig %s sets no current-context; pass context= one of: %s. (With %d users, whose "
+                         "certificate to use cannot be told either.)"
+                         % (path, ", ".join(map(str, contexts)) or "(none defined)", len(users)))
+    if wanted not in contexts:
+        raise InputError("kubeconfig %s has no context named %r; pass context= one of: %s. Fix the kubeconfig."
+                         % (path, wanted, ", ".join(map(str, contexts)) or "(none defined)"))
+    entry = contexts[wanted].get("context") or {}
+    resolved = {"context": wanted}
+    for kind, known in (("cluster", _named(config, "clusters")), ("user", users)):
+        name = entry.get(kind)
+        if name not in known:
+            raise InputError("kubeconfig %s: context %s refers to %s %r, which is not defined there (defined: %s). Fix the "
+                             "file or regenerate it (kubeadm kubeconfig user)."
+                             % (path, wanted, kind, name, ", ".join(map(str, known)) or "none"))
+        resolved[kind + "_name"] = name
+        resolved[kind] = known[name].get(kind) or {}
+    return resolved
 
 
 def select_user(config, path):
-    """The user of the current context (what kubectl and kubeadm use); the only user otherwise."""
-    users = config.get("users") or []
-    current = config.get("current-context")
-    if current:
-        context = _entry(config.get("contexts"), current, "context", path)
-        if context is None:
-            raise InputError("%s: current-context %r names no context in the file. Fix the kubeconfig." % (path, current))
-        name = context.get("user")
-    elif len(users) == 1 and isinstance(users[0], dict):
-        name = users[0].get("name")
-    else:
-        raise InputError("%s has no current-context and %d users: cannot tell whose certificate to use."
-                         % (path, len(users)))
-    user = _entry(users, name, "user", path)
-    if user is None:
-        raise InputError("%s: user %r of the current context is not defined in users. Fix the kubeconfig." % (path, name))
-    return name, user
+    """(user name, user mapping) whose client certificate the file carries."""
+    resolved = resolve(config, path, sole_user=True)
+    return resolved["user_name"], resolved["user"]
 
 
 def parse(path, data, require_embedded=True):

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - reported by _deps.assert_required
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _files, _journal
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import inspect as pki
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import kubeadm as table
@@ -64,6 +64,10 @@ class RenewalItem(object):
         self.action, self.reason = "skip", reason
         return self
 
+    def refuse(self, reason):
+        self.action, self.reason = "refuse", reason
+        return self
+
     @property
     def files(self):
         """The files a renewal replaces."""
@@ -80,7 +84,7 @@ def select_names(certs):
     return [n for n in table.CERTIFICATES if n in names]
 
 
-def _load_item(item):
+def _load_item(item, backup_dir):
     """Read the certificate and key of ``item``; InputError names the file."""
     if item.kind == "kubeconfig":
         item.creds = kubeconfigs.load(item.cert_path)
@@ -94,9 +98,44 @@ def _load_item(item):
         item.key_pem = pki.read_file(item.key_path, "private key")
         key = pki.parse_private_key(item.key_pem, item.key_path)
     if not pki.key_matches(item.cert, key):
-        raise InputError("the private key %s does not match its certificate %s: the pair is broken. Restore both "
-                         "from the same backup (or renew with force after restoring the certificate)."
-                         % ("in " + item.cert_path if item.kind == "kubeconfig" else item.key_path, item.cert_path))
+        raise InputError(pki.broken_pair(item.kind, item.cert_path, item.key_path, restore_advice(item, backup_dir)))
+
+
+def _backup_copy(backup_root, path):
+    return os.path.join(backup_root, os.path.abspath(path).lstrip(os.sep))
+
+
+def last_good_backup(item, backup_dir):
+    """The newest run directory under ``backup_dir`` whose copies of the item's files form a matching pair."""
+    try:
+        stamps = sorted((d for d in os.listdir(backup_dir) if os.path.isdir(os.path.join(backup_dir, d))), reverse=True)
+    except (IOError, OSError):
+        return None
+    for stamp in stamps:
+        root = os.path.join(backup_dir, stamp)
+        try:
+            if item.kind == "kubeconfig":
+                creds = kubeconfigs.load(_backup_copy(root, item.cert_path))
+                cert = pki.parse_certificate(creds.certificate_pem, "backup")
+                key = pki.parse_private_key(creds.key_pem, "backup")
+            else:
+                cert = pki.load_certificate(_backup_copy(root, item.cert_path))
+                key = pki.load_private_key(_backup_copy(root, item.key_path))
+        except InputError:
+            continue
+        if pki.key_matches(cert, key):
+            return root
+    return None
+
+
+def restore_advice(item, backup_dir):
+    good = last_good_backup(item, backup_dir)
+    files = " and ".join(os.path.basename(p) for p in item.files)
+    if good:
+        return ("The newest matching pair is in %s: restore %s from there (same relative paths), then run again."
+                % (good, files))
+    return ("No backup in %s holds a matching pair: restore %s from your own backup, or re-create them with "
+            "'kubeadm certs renew %s'." % (backup_dir, files, item.name))
 
 
 def _load_ca(item, ca_cache):
@@ -114,11 +153,12 @@ def _load_ca(item, ca_cache):
 
 
 def plan_renewal(pki_dir, kubeconfig_dir, certs=("all",), renew_before_days=30, force=False,
-                 validity_days=table.LEAF_VALIDITY_DAYS, now=None):
+                 validity_days=table.LEAF_VALIDITY_DAYS, now=None, backup_dir=DEFAULT_BACKUP_DIR):
     """Decide and validate, for every requested certificate, whether it is renewed.
 
-    Raises InputError for anything broken (corrupt PEM, key/certificate mismatch, a certificate
-    the local CA did not sign) so that a run fails before it writes anything.  Returns
+    A certificate whose files are broken (corrupt PEM, key/certificate mismatch, a certificate the
+    local CA did not sign, a kubeconfig that cannot be edited in place) gets action ``refuse`` with
+    the reason; the others are planned as usual.  A broken CA raises InputError.  Returns
     ``(items, warnings)``.
     """
     if validity_days < 1:
@@ -141,12 +181,18 @@ def plan_renewal(pki_dir, kubeconfig_dir, certs=("all",), renew_before_days=30, 
             item.skip("the %s certificate %s does not exist: cannot check or sign %s"
                       % (item.spec["ca"], item.ca_cert_path, name))
             continue
-        _load_item(item)
         _load_ca(item, ca_cache)
-        if not pki.signed_by(item.cert, item.ca_cert):
-            raise InputError("%s (%s) is not signed by the %s in %s: the PKI directory does not match this certificate. "
-                             "Point pki_dir at this cluster's PKI or restore the certificate from a backup."
-                             % (name, item.cert_path, item.spec["ca"], item.ca_cert_path))
+        try:
+            _load_item(item, backup_dir)
+            if not pki.signed_by(item.cert, item.ca_cert):
+                raise InputError("%s (%s) is not signed by the %s in %s: the PKI directory does not match this certificate. "
+                                 "Point pki_dir at this cluster's PKI or restore the certificate from a backup."
+                                 % (name, item.cert_path, item.spec["ca"], item.ca_cert_path))
+        except InputError as exc:
+            # One unusable file must not stop the renewal of the others (an expiring etcd certificate
+            # waits for nobody); the run still fails at the end and lists it.
+            item.refuse(exc.msg)
+            continue
         current_end = pki.not_after(item.cert)
         if not force and current_end > horizon:
             item.skip("valid until %s, more than %d days away (renew_before_days)" % (pki.isoformat(current_end), renew_before_days))
@@ -247,25 +293,22 @@ def issue_all(items):
             item.new_file = kubeconfigs.replace_credentials(item.creds, cert_pem, item.new_key_pem)
 
 
-def _private_mode(path):
-    """The file's mode without group/other bits: the file holds a private key."""
-    return (os.stat(path).st_mode & 0o7777 & ~0o077) or 0o600
-
-
-def backup_all(items, backup_dir, forbidden_dirs, stamp):
-    backups = {}
-    for item in items:
-        if item.action == "renew":
-            backups[item.name] = [_files.backup_file(path, backup_dir, forbidden_dirs, stamp) for path in item.files]
-    return backups
-
-
-def write_item(item):
+def new_contents(item):
+    """(path, bytes, private) for every file the renewal of ``item`` replaces, key first."""
     if item.kind == "kubeconfig":
-        _files.atomic_write(item.cert_path, item.new_file, mode=_private_mode(item.cert_path))
-    else:
-        _files.atomic_write(item.key_path, item.new_key_pem, mode=0o600)
-        _files.atomic_write(item.cert_path, item.new_cert.public_bytes(serialization.Encoding.PEM))
+        return [(item.cert_path, item.new_file, True)]
+    return [(item.key_path, item.new_key_pem, True),
+            (item.cert_path, item.new_cert.public_bytes(serialization.Encoding.PEM), False)]
+
+
+def write_all(items, journal, backup_root):
+    """Replace the files of every renewed item as one transaction; returns {name: [backup paths]}."""
+    txn = _journal.Transaction(journal, backup_root, what="certificate renewal")
+    for item in items:
+        for path, data, private in new_contents(item):
+            txn.add(path, data, private=private)
+    backups = txn.commit()
+    return {item.name: [backups[path] for path in item.files] for item in items}
 
 
 def restart_required(names):
@@ -356,49 +399,150 @@ def run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_con
     item.new_not_after = pki.not_after(cert)
 
 
+def _refusal_message(refused, renewed_names):
+    return ("refused %d certificate(s), renewed %s: %s"
+            % (len(refused), ", ".join(renewed_names) or "none",
+               "; ".join("%s: %s" % (r["name"], r["reason"]) for r in refused)))
+
+
+def finish_interrupted(pki_dir, check_mode=False):
+    """Finish or undo a renewal a kill interrupted (in check mode, only say what would happen)."""
+    journal = pki.journal_path(pki_dir)
+    try:
+        if check_mode:
+            return _journal.plan_recovery(journal)
+        return _journal.recover(journal)
+    except (IOError, OSError) as exc:
+        raise OperationFailed("finishing the interrupted renewal recorded in %s failed on %s: %s. Nothing else was "
+                              "changed; fix the cause and run again." % (journal, exc.filename or journal, exc.strerror or exc))
+
+
 def renew_certificates(pki_dir=table.PKI_DIR, kubeconfig_dir=table.KUBECONFIG_DIR, certs=("all",), renew_before_days=30,
                        force=False, validity_days=table.LEAF_VALIDITY_DAYS, backup_dir=DEFAULT_BACKUP_DIR,
                        check_mode=False, backend="python", kubeadm_path="kubeadm", kubeadm_config=None,
-                       run_command=None, forbidden_dirs=None, now=None):
-    """Plan, validate, back up and renew.  Returns the module result (without ``certificates``)."""
-    items, warnings = plan_renewal(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, now)
-    due = [i for i in items if i.action == "renew"]
+                       run_command=None, forbidden_dirs=None, now=None, lock=True):
+    """Finish an interrupted run, then plan, validate, back up and renew.
+
+    Returns the module result (without ``certificates``).  Raises OperationFailed, with what was
+    renewed in its result, when a certificate was refused or a step failed.  ``lock=False`` is for a
+    caller that already holds the node's renewal lock.
+    """
+    pki.check_pki_dir(pki_dir)
+    if check_mode or not lock:
+        return _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode,
+                      backend, kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now)
+    # The timer and a hand run on the same node must not finish each other's swap.
+    with _journal.exclusive(pki.journal_path(pki_dir), "certificate renewal"):
+        return _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode,
+                      backend, kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now)
+
+
+def _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, backup_dir, check_mode, backend,
+           kubeadm_path, kubeadm_config, run_command, forbidden_dirs, now):
     forbidden = forbidden_dirs if forbidden_dirs is not None else (_files.MANIFESTS_DIR, os.path.join(kubeconfig_dir, "manifests"))
+    recovered = finish_interrupted(pki_dir, check_mode)
+    items, warnings = plan_renewal(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_days, now, backup_dir)
+    if recovered is not None:
+        warnings.insert(0, "%s an interrupted certificate renewal (%s) of %s: %s."
+                        % ("a run without check mode would " + recovered["action"].replace("_", " ") if check_mode
+                           else {"roll_forward": "finished", "roll_back": "rolled back",
+                                 "discard": "discarded"}[recovered["action"]],
+                           recovered["journal"], ", ".join(recovered["files"]), recovered["reason"]))
+    due = [i for i in items if i.action == "renew"]
+    refused = [{"name": i.name, "path": i.cert_path, "reason": i.reason} for i in items if i.action == "refuse"]
     if due:
         _files.check_backup_dir(backup_dir, forbidden)
         if backend == "kubeadm":
             check_kubeadm_paths(due, pki_dir, kubeconfig_dir, kubeadm_config)
     not_renewed = [{"name": i.name, "reason": i.reason} for i in items if i.action == "skip"]
-    result = {"renewed": [], "not_renewed": not_renewed, "warnings": warnings, "changed": bool(due),
-              "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir}
+    result = {"renewed": [], "not_renewed": not_renewed, "refused": refused, "warnings": warnings, "changed": bool(due),
+              "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir,
+              "recovered": recovered}
+    if recovered is not None:
+        result["changed"] = True
     if check_mode or not due:
         result["renewed"] = [_summary(i) for i in due]
         result["diff"] = _diff(items)
+        _raise_if_refused(result, refused, [])
         return result
     stamp = _files.timestamp()
     if backend == "python":
         issue_all(items)
-    backups = backup_all(items, backup_dir, forbidden, stamp)
+        backups = _write_python(due, pki_dir, backup_dir, stamp)
+        done = due
+    else:
+        backups, done = _run_kubeadm(due, backup_dir, forbidden, stamp, pki_dir, kubeconfig_dir, kubeadm_path,
+                                     kubeadm_config, run_command)
+    result["renewed"] = [_summary(i, backups[i.name]) for i in done]
+    result["diff"] = _diff(items)
+    result["backup_stamp"] = stamp
+    _raise_if_refused(result, refused, [i.name for i in done])
+    return result
+
+
+def _raise_if_refused(result, refused, renewed_names):
+    if refused:
+        failed = dict(result)
+        failed.pop("diff", None)
+        raise OperationFailed(_refusal_message(refused, renewed_names), **failed)
+
+
+def _write_python(due, pki_dir, backup_dir, stamp):
+    journal = pki.journal_path(pki_dir)
+    try:
+        return write_all(due, journal, os.path.join(backup_dir, stamp))
+    except (IOError, OSError) as exc:
+        failure = "writing %s failed: %s" % (exc.filename or "the renewed files", exc.strerror or exc)
+    # Undo whatever part of the swap happened, so that the failure leaves every pair as it was.
+    try:
+        _journal.recover(journal)
+    except (IOError, OSError, OperationFailed) as exc:
+        raise OperationFailed("%s, and undoing the partial change failed too (%s); the journal %s lists the files and "
+                              "their backups in %s." % (failure, getattr(exc, "msg", None) or exc, journal,
+                                                        os.path.join(backup_dir, stamp)))
+    raise OperationFailed("%s; nothing was renewed (every file is as it was)." % failure)
+
+
+def _run_kubeadm(due, backup_dir, forbidden, stamp, pki_dir, kubeconfig_dir, kubeadm_path, kubeadm_config, run_command):
+    """kubeadm writes the files itself, one certificate at a time: back up first, stop at the first failure."""
+    backups = {}
+    for item in due:
+        backups[item.name] = [_files.backup_file(path, backup_dir, forbidden, stamp) for path in item.files]
     done = []
     for item in due:
         try:
-            if backend == "python":
-                write_item(item)
-            else:
-                run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_config, run_command)
+            run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_config, run_command)
         except OperationFailed as exc:
             raise OperationFailed("%s; renewed before the failure: %s (backups in %s)"
                                   % (exc.msg, ", ".join(i.name for i in done) or "none", os.path.join(backup_dir, stamp)),
                                   renewed=[_summary(i, backups[i.name]) for i in done],
                                   restart_required=restart_required([i.name for i in done]))
-        except (IOError, OSError) as exc:
-            raise OperationFailed("writing %s failed: %s; renewed before the failure: %s (backups in %s)"
-                                  % (item.cert_path, exc, ", ".join(i.name for i in done) or "none",
-                                     os.path.join(backup_dir, stamp)),
-                                  renewed=[_summary(i, backups[i.name]) for i in done],
-                                  restart_required=restart_required([i.name for i in done]))
         done.append(item)
-    result["renewed"] = [_summary(i, backups[i.name]) for i in due]
-    result["diff"] = _diff(items)
-    result["backup_stamp"] = stamp
+    return backups, done
+
+
+def run(params, check_mode=False, diff=False, run_command=None, get_bin_path=None):
+    """Everything kubeadm_cert_renew does, from its parameters to its result (warnings under ``warnings``)."""
+    kubeadm_path = params["kubeadm_path"]
+    if params["backend"] == "kubeadm" and not check_mode:
+        kubeadm_path = get_bin_path(kubeadm_path, required=True)
+    try:
+        result = renew_certificates(
+            pki_dir=params["pki_dir"], kubeconfig_dir=params["kubeconfig_dir"], certs=params["certs"],
+            renew_before_days=params["renew_before_days"], force=params["force"], validity_days=params["validity_days"],
+            backup_dir=params["backup_dir"], check_mode=check_mode, backend=params["backend"], kubeadm_path=kubeadm_path,
+            kubeadm_config=params["kubeadm_config"], run_command=run_command)
+    except OperationFailed as exc:
+        # What the node holds now belongs in a failed result too: part of the run may have renewed.
+        try:
+            exc.result["certificates"] = pki.scan(params["pki_dir"], params["kubeconfig_dir"],
+                                                  validity_days=params["validity_days"])["certificates"]
+        except InputError:
+            pass
+        raise
+    after = pki.scan(params["pki_dir"], params["kubeconfig_dir"], validity_days=params["validity_days"])
+    changes = result.pop("diff")
+    if diff and result["changed"]:
+        result["diff"] = changes
+    result["certificates"] = after["certificates"]
     return result

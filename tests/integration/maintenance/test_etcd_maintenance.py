@@ -21,6 +21,7 @@ PLAYBOOK = os.path.join(ROOT, "playbooks", "etcd_maintenance.yml")
 def role_vars(lab, **extra):
     values = {"etcd_maintenance_%s" % k: v for k, v in lab.connection_args().items()}
     # The lab's databases are MiB, not the 100 MiB a real cluster would need to be worth it.
+    values.update(etcd_maintenance_become=False)
     values.update(etcd_maintenance_min_db_size=1024 * 1024, etcd_maintenance_pause_seconds=0.2,
                   etcd_maintenance_etcdutl_path=etcd_binary("etcdutl"))
     values.update(extra)
@@ -81,7 +82,8 @@ def test_playbook_defragments_once_then_snapshots_on_every_host(lab, tmp_path):
         assert entry["status"] == "ok" and snap["changed"]
         assert snap["status_source"] == "etcdutl"
         files = os.listdir(str(tmp_path / entry["host"] / "backups"))
-        assert files == [os.path.basename(snap["path"])]
+        name = os.path.basename(snap["path"])
+        assert sorted(files) == [name, name + ".json"]   # the snapshot and the sidecar that marks it ours
         assert stat.S_IMODE(os.stat(snap["path"]).st_mode) == 0o600
         assert verify_snapshot(snap["path"])["revision"] == snap["revision"]
         assert snap["key_count"] >= 100
@@ -125,7 +127,8 @@ def test_timer_units_render_and_their_command_runs_the_maintenance(lab, tmp_path
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     nightly = os.listdir(str(tmp_path / "nightly"))
-    assert len(nightly) == 1 and nightly[0].endswith(".db.xz")
+    snapshots = [n for n in nightly if n.endswith(".db.xz")]
+    assert len(snapshots) == 1 and sorted(nightly) == [snapshots[0], snapshots[0] + ".json"]
     assert sorted(os.listdir(str(units))) == ["cplane-etcd-maintenance.service", "cplane-etcd-maintenance.timer"]
 
     custom = run_playbook(PLAYBOOK, dict(extra, etcd_maintenance_timer_randomized_delay="5min",

@@ -25,8 +25,10 @@ def main(argv):
         return 1
     sys.path.insert(0, os.environ["KUBEADM_STANDIN_COLLECTIONS"])
     from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
+    # The module that runs this stand-in holds the node's renewal lock (real kubeadm knows nothing of it).
     result = renew.renew_certificates(pki_dir=cert_dir, kubeconfig_dir=os.path.dirname(cert_dir.rstrip("/")),
-                                      certs=[name], force=True, backup_dir=os.environ["KUBEADM_STANDIN_BACKUPS"])
+                                      certs=[name], force=True, backup_dir=os.environ["KUBEADM_STANDIN_BACKUPS"],
+                                      lock=False)
     print("[renew] %s renewed" % ", ".join(r["name"] for r in result["renewed"]))
     return 0
 

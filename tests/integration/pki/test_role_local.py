@@ -57,3 +57,19 @@ def test_role_refreshes_admin_conf_copies_and_writes_the_timer(tree, tmp_path):
     assert again.rc == 0
     assert tree_digest(str(tmp_path)) == after
     assert not [r for r in again.results if r["result"].get("changed")]
+
+
+def test_a_refused_certificate_fails_the_role_after_the_others_are_renewed_and_restarted(tree, tmp_path):
+    from tests.unit.pki.helpers import wrap_certificate_data
+    path = os.path.join(tree.kubeconfig_dir, "scheduler.conf")
+    wrap_certificate_data(path)
+    extra = dict(role_vars(tree, tmp_path), cert_renewal_timer_enabled=False, cert_renewal_force=True)
+    run = run_playbook(PLAYBOOK, extra)
+    assert run.rc != 0
+    renewal = run.task("Renew the certificates that are due")[0]
+    assert renewal["status"] == "ok" and [r["name"] for r in renewal["result"]["refused"]] == ["scheduler.conf"]
+    assert len(renewal["result"]["renewed"]) == 10
+    # The restart step ran for what was renewed before the run failed.
+    assert run.task("not a static pod on this node")
+    failed = run.task("Fail for the certificates the renewal refused")[0]
+    assert failed["status"] == "failed" and path in failed["result"]["msg"]

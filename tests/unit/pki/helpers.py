@@ -82,6 +82,17 @@ def kubeconfig_credentials(path):
     return base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"])
 
 
+def wrap_certificate_data(path, width=64):
+    """Fold the kubeconfig's client-certificate-data over lines (valid YAML; renewal cannot edit it in place)."""
+    with open(path) as handle:
+        text = handle.read()
+    start = text.index("client-certificate-data: ") + len("client-certificate-data: ")
+    end = text.index("\n", start)
+    value = text[start:end]
+    with open(path, "w") as handle:
+        handle.write(text[:start] + "\n      ".join(value[i:i + width] for i in range(0, len(value), width)) + text[end:])
+
+
 def pem_bodies(pem_bytes):
     """The base64 lines of every PEM block (what a leak would contain)."""
     return [line for line in pem_bytes.decode().splitlines() if line and not line.startswith("-----")]

@@ -1,14 +1,14 @@
-"""Broken trees fail before anything is written, with a message that names the file and leaks no key."""
+"""A broken certificate is refused with a message that names the file and leaks no key; the others are
+still renewed, and the run fails at the end listing what it refused."""
 import os
 import shutil
 
 import pytest
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError
+from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import InputError, OperationFailed
 from ansible_collections.cplane.kubeadm.plugins.module_utils._pki import renew
 from tests.lab import pki as lab
-from tests.lab.trees import tree_digest
-from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree
+from tests.unit.pki.helpers import assert_no_key_material, key_bodies_in_tree, wrap_certificate_data
 
 
 def write(path, data, mode=None):
@@ -88,21 +88,61 @@ CASES = {
 }
 
 
+def _renew_all(tree):
+    with pytest.raises(OperationFailed) as err:
+        renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir,
+                                 force=True)
+    return err.value
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_fails_naming_the_file_and_writes_nothing(tree, case):
+def test_bad_input_is_refused_naming_the_file_and_the_rest_is_renewed(tree, case):
     damage, expected = CASES[case]
     bodies = key_bodies_in_tree(tree) if case not in ("corrupt key",) else []
     path = damage(tree)
     if case == "corrupt key":
         bodies = key_bodies_in_tree_except(tree, path)
-    digest = tree_digest(tree.root)
-    with pytest.raises(InputError) as err:
+    before = open(path, "rb").read() if os.path.isfile(path) else None
+    error = _renew_all(tree)
+    refused = error.result["refused"]
+    assert len(refused) == 1 and path in refused[0]["reason"] and expected in refused[0]["reason"], refused
+    assert error.msg.startswith("refused 1 certificate(s)") and path in error.msg, error.msg
+    assert (open(path, "rb").read() if os.path.isfile(path) else None) == before
+    renewed = {r["name"] for r in error.result["renewed"]}
+    assert renewed == set(renew.table.CERTIFICATES) - {refused[0]["name"]}
+    assert all(os.path.exists(b) for r in error.result["renewed"] for b in r["backups"])
+    assert_no_key_material(error.msg, bodies)
+
+
+def test_wrapped_kubeconfig_is_refused_and_everything_else_renewed(tree):
+    # client-certificate-data folded over lines (valid YAML, readable) cannot be replaced in place.
+    path = os.path.join(tree.kubeconfig_dir, "admin.conf")
+    wrap_certificate_data(path)
+    before = open(path, "rb").read()
+    error = _renew_all(tree)
+    assert [r["name"] for r in error.result["refused"]] == ["admin.conf"]
+    assert "admin.conf" in error.msg and "cannot be replaced in place" in error.msg
+    assert open(path, "rb").read() == before
+    assert {r["name"] for r in error.result["renewed"]} == set(renew.table.CERTIFICATES) - {"admin.conf"}
+
+
+def test_broken_pair_refusal_names_the_backup_holding_the_last_good_pair(tree):
+    first = renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir,
+                                     backup_dir=tree.backup_dir, certs=["apiserver"], force=True)
+    good = os.path.join(tree.backup_dir, first["backup_stamp"])
+    mismatched_key(tree)
+    with pytest.raises(OperationFailed) as err:
         renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir,
-                                 force=True)
-    assert path in err.value.msg and expected in err.value.msg, err.value.msg
-    assert tree_digest(tree.root) == digest
-    assert not os.path.exists(tree.backup_dir)
-    assert_no_key_material(err.value.msg, bodies)
+                                 certs=["apiserver"], force=True)
+    assert "the pair is broken" in err.value.msg and good in err.value.msg, err.value.msg
+
+
+def test_broken_pair_without_any_good_backup_says_so(tree):
+    mismatched_key(tree)
+    with pytest.raises(OperationFailed) as err:
+        renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir,
+                                 certs=["apiserver"], force=True)
+    assert "No backup in %s holds a matching pair" % tree.backup_dir in err.value.msg
 
 
 def key_bodies_in_tree_except(tree, broken):
@@ -112,12 +152,13 @@ def key_bodies_in_tree_except(tree, broken):
 
 
 def test_a_certificate_that_is_not_due_is_still_validated(tree):
-    # etcd-peer is far from expiry; a broken pair there must still stop the run.
-    corrupt_key(tree)
-    digest = tree_digest(tree.root)
-    with pytest.raises(InputError):
+    # etcd-peer is far from expiry; a broken pair there is still reported, and what is due is renewed.
+    path = corrupt_key(tree)
+    before = open(path, "rb").read()
+    with pytest.raises(OperationFailed) as err:
         renew.renew_certificates(pki_dir=tree.pki_dir, kubeconfig_dir=tree.kubeconfig_dir, backup_dir=tree.backup_dir)
-    assert tree_digest(tree.root) == digest
+    assert [r["name"] for r in err.value.result["refused"]] == ["etcd-peer"]
+    assert len(err.value.result["renewed"]) == 4 and open(path, "rb").read() == before
 
 
 def test_ca_key_that_does_not_match_its_certificate(tree):
