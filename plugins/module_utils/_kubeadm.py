@@ -71,6 +71,12 @@ ETCD_LIVEZ_SINCE = (3, 5, 11)
 # /health honours serializable=true only from 3.5.3 (etcd PR 13706); older members answer
 # "RAFT NO LEADER" without quorum whatever the query says (measured on 3.5.1 in the lab).
 ETCD_SERIALIZABLE_HEALTH_SINCE = (3, 5, 3)
+# kubeadm 1.34+ probes a named container port (kubernetes PR 132776, CHANGELOG-1.34: "started using a
+# named port 'probe-port' for all probes"); older manifests carry the number in the probe itself.
+NAMED_PROBE_PORT = "probe-port"
+# kube-scheduler: /livez (liveness, startup) and /readyz (readiness) from kubeadm 1.32 (kubernetes PR
+# 126945, CHANGELOG-1.32); /healthz and no readiness probe before.
+SCHEDULER_LIVEZ_SINCE = (1, 32)
 
 
 def probe_paths(component, version):
@@ -91,6 +97,8 @@ def probe_paths(component, version):
                          % ".".join(str(v) for v in version))
     if component == APISERVER:
         return dict(liveness="/livez", readiness="/readyz", startup="/livez")
+    if component == SCHEDULER and (version is None or tuple(version)[:2] >= SCHEDULER_LIVEZ_SINCE):
+        return dict(liveness="/livez", readiness="/readyz", startup="/livez")
     if component in (CONTROLLER_MANAGER, SCHEDULER):
         return dict(liveness="/healthz", readiness=None, startup="/healthz")
     raise InputError("%r is not a kubeadm control-plane component (%s)" % (component, ", ".join(CONTROL_PLANE_COMPONENTS)))
@@ -99,13 +107,17 @@ def probe_paths(component, version):
 def http_probe(kind, scheme, host, port, path):
     """A probe of ``kind`` as kubeadm writes it, keys in Go's sorted order (so it diffs cleanly)."""
     delay, timeout, failures, period = PROBE_TIMING[kind]
-    return {
+    probe = {
         "failureThreshold": failures,
         "httpGet": {"host": host, "path": path, "port": port, "scheme": scheme},
         "initialDelaySeconds": delay,
         "periodSeconds": period,
         "timeoutSeconds": timeout,
     }
+    if not delay:
+        # kubeadm's manifests omit zero values (Go's omitempty): its readiness probe has no initialDelaySeconds.
+        del probe["initialDelaySeconds"]
+    return probe
 
 
 # -- image references ---------------------------------------------------------------------------

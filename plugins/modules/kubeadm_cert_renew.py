@@ -78,7 +78,8 @@ options:
     description:
       - V(python) re-issues certificates itself; it needs no C(kubeadm) binary and works with the cluster down.
       - V(kubeadm) runs C(kubeadm certs renew <name> --cert-dir <pki_dir>) for each certificate that is due and reads the
-        result back. kubeadm rewrites kubeconfig files completely and always uses C(/etc/kubernetes) for them.
+        result back. kubeadm always renews the kubeconfig files in C(/etc/kubernetes), so with another
+        O(kubeconfig_dir) the module refuses to renew kubeconfig files with this backend (before it renews anything).
     type: str
     choices: [python, kubeadm]
     default: python
@@ -87,7 +88,10 @@ options:
     type: str
     default: kubeadm
   kubeadm_config:
-    description: A kubeadm configuration file passed as C(--config) with O(backend=kubeadm).
+    description:
+      - A kubeadm configuration file passed as C(--config) with O(backend=kubeadm).
+      - kubeadm then renews in the C(certificatesDir) of its ClusterConfiguration and ignores C(--cert-dir); the module
+        refuses a file whose C(certificatesDir) is not O(pki_dir).
     type: path
 author:
   - cplane.kubeadm contributors (@cplane)

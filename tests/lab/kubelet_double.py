@@ -10,7 +10,9 @@ does, with the semantics that matter for control-plane operations:
   file's pod - on a fresh listing the file that sorts last wins, so ``etcd.yaml.bak`` silently
   runs instead of the edited ``etcd.yaml``.  The loser is listed in ``shadowed()``.
 - Files added, changed (new content = new pod UID: kill and start again) and removed (kill).
-- Containers whose image it can run (etcd) run as host processes; the
+- Containers whose image it can run (etcd; ``registry.k8s.io/kube-apiserver``,
+  ``kube-controller-manager`` and ``kube-scheduler`` at a tag scripts/lab-binaries built, as the
+  binary of that version) run as host processes; the
   container's view of the filesystem is mapped through volumeMounts -> hostPath -> ``node_root``
   (a hostPath ``/etc/kubernetes/pki/etcd`` is ``<node_root>/etc/kubernetes/pki/etcd``), in the
   command, the args and the exec probes.  ``etcd``/``etcdctl``/``etcdutl`` resolve to the binaries of
@@ -46,11 +48,13 @@ import weakref
 
 import yaml
 
-from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_repository
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_repository, image_tag
 from ansible_collections.cplane.kubeadm.plugins.module_utils._manifests import prober
 from tests.lab.binaries import etcd_bin_dir, etcd_version_of_image
 
 RUNNABLE_IMAGES = ("etcd",)
+# Control-plane images run as the lab-built binary of the image tag's version (tests/lab/binaries.py).
+KUBERNETES_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 BACKOFF_RESET = 600.0
@@ -63,6 +67,19 @@ _LIVE = weakref.WeakSet()
 def _kill_leftovers():
     for double in list(_LIVE):
         double.stop()
+
+
+def kubernetes_binary(image):
+    """The lab-built binary for a control-plane image (``registry.k8s.io/<component>:v<version>``), or None."""
+    component, tag = image_repository(image or ""), image_tag(image or "")
+    if component not in KUBERNETES_IMAGES or not tag:
+        return None
+    from tests.lab import binaries
+    try:
+        path = binaries.lab_binary(component, tag.lstrip("v"))
+    except Exception:  # not built (or a version scripts/lab-binaries does not pin): not runnable here
+        return None
+    return path if path and os.access(path, os.X_OK) else None
 
 
 class PathMap(object):
@@ -130,7 +147,7 @@ class Container(object):
         self.name = spec.get("name") or "container-%d" % index
         self.image = spec.get("image") or ""
         self.paths = PathMap(pod.spec, spec, pod.double.node_root)
-        self.runnable = image_repository(self.image) in RUNNABLE_IMAGES
+        self.runnable = pod.double.can_run(self.image)
         self.lock = threading.RLock()
         self.proc = None
         self.generation = 0
@@ -153,7 +170,7 @@ class Container(object):
         if not argv:
             raise RuntimeError("container %s has no command: the double cannot run image defaults" % self.name)
         argv = [self.paths.rewrite(a) for a in argv]
-        argv[0] = self.pod.double.resolve_binary(argv[0], self.image)
+        argv[0] = self.pod.double.image_binary(self.image, argv[0])
         return argv
 
     def environment(self):
@@ -383,7 +400,8 @@ class StaticPod(object):
     def start(self):
         for container in self.containers:
             if not container.runnable:
-                container.record("not run: the kubelet double runs only %s images" % ", ".join(RUNNABLE_IMAGES))
+                container.record("not run: the kubelet double runs only %s images (and %s images scripts/lab-binaries "
+                                 "built)" % (", ".join(RUNNABLE_IMAGES), ", ".join(KUBERNETES_IMAGES)))
                 continue
             threads = [threading.Thread(target=container.supervise, args=(self.stopping,), daemon=True,
                                         name="%s/%s" % (self.name, container.name))]
@@ -517,6 +535,16 @@ class KubeletDouble(object):
         if os.path.basename(name) in ("etcd", "etcdctl", "etcdutl"):
             return os.path.join(etcd_bin_dir(etcd_version_of_image(image)), os.path.basename(name))
         return name
+
+    def can_run(self, image):
+        return image_repository(image) in RUNNABLE_IMAGES or kubernetes_binary(image) is not None
+
+    def image_binary(self, image, name):
+        """The program for a container's command: the image's own binary when the command names it."""
+        built = kubernetes_binary(image)
+        if built and os.path.basename(name) == image_repository(image):
+            return built
+        return self.resolve_binary(name, image)
 
     def path_env(self, image=None):
         return os.pathsep.join([etcd_bin_dir(etcd_version_of_image(image)), "/usr/local/bin", "/usr/bin", "/bin"])

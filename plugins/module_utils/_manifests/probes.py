@@ -82,7 +82,24 @@ def recommended_probes(component, version, container):
     except InputError as exc:
         raise InputError("%s (image %r)" % (exc.msg, container.get("image")))
     scheme, host, port = probe_endpoint(component, container)
+    port = probe_port(container, port)
     return {kind: (_kubeadm.http_probe(kind, scheme, host, port, path) if path else None) for kind, path in paths.items()}
+
+
+def probe_port(container, port):
+    """The port as kubeadm writes it in the probe: its named port when the container declares it."""
+    for entry in container.get("ports") or []:
+        if entry.get("name") == _kubeadm.NAMED_PROBE_PORT and entry.get("containerPort") == port:
+            return _kubeadm.NAMED_PROBE_PORT
+    return port
+
+
+def same_probe(probe, other):
+    """True when two probes behave alike: same handler, same timings with kubelet's defaults filled in."""
+    if not probe or not other:
+        return probe == other
+    handlers = [dict((k, p[k]) for k in prober.HANDLERS if k in p) for p in (probe, other)]
+    return handlers[0] == handlers[1] and prober.timing(probe) == prober.timing(other)
 
 
 def _recommended_or_none(component, version, container, kind):
@@ -228,7 +245,7 @@ def audit_probe(container, kind, component=None, version=None, manifest_files=No
                 "which can turn a slow start into a restart loop." % (component, window["fast_failure_seconds"])))
         if t["timeoutSeconds"] > t["periodSeconds"]:
             window = kill_window(probe, kind)
-            as_kubeadm = probe == _recommended_or_none(component, version, container, kind)
+            as_kubeadm = same_probe(probe, _recommended_or_none(component, version, container, kind))
             findings.append(_finding(
                 "timeout-not-below-period", "info" if as_kubeadm else "warning",
                 "timeoutSeconds (%d) > periodSeconds (%d): kubelet starts the next probe as soon as a timed-out one "

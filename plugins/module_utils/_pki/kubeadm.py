@@ -5,7 +5,9 @@
 
 Paths are relative to ``pki_dir`` (files) or ``kubeconfig_dir`` (kubeconfigs).  Subjects and
 extended key usages are what kubeadm issues (v1.29+: admin.conf is in kubeadm:cluster-admins and
-super-admin.conf in system:masters); renewal copies them from the existing certificate, so the
+super-admin.conf in system:masters; v1.37, v1.36.1+ and v1.35.5+: apiserver-kubelet-client has no
+organization, kubernetes PR 138957, authorized through the ClusterRoleBinding
+kubeadm:apiserver-kubelet-client instead); renewal copies them from the existing certificate, so the
 table's subject is used only to build new trees (the lab) and to explain findings.
 """
 
@@ -31,7 +33,7 @@ CERTIFICATES = {
     },
     "apiserver-kubelet-client": {
         "kind": "file", "cert": "apiserver-kubelet-client.crt", "key": "apiserver-kubelet-client.key",
-        "ca": "ca", "cn": "kube-apiserver-kubelet-client", "o": "kubeadm:cluster-admins",
+        "ca": "ca", "cn": "kube-apiserver-kubelet-client", "o": None,
         "eku": [CLIENT_AUTH], "san": None, "restart": ["kube-apiserver"],
     },
     "front-proxy-client": {

@@ -345,6 +345,41 @@ def _diff(items):
     return {"before": "".join(before), "after": "".join(after)}
 
 
+def kubeadm_certificates_dir(kubeadm_config):
+    """certificatesDir of the ClusterConfiguration in a kubeadm configuration file (kubeadm's default if unset)."""
+    data = pki.read_file(kubeadm_config, "kubeadm configuration")
+    try:
+        documents = list(kubeconfigs.yaml.safe_load_all(data))
+    except kubeconfigs.yaml.YAMLError:
+        raise InputError("the kubeadm configuration %s is not valid YAML. Fix it or leave kubeadm_config unset." % kubeadm_config)
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "ClusterConfiguration":
+            return document.get("certificatesDir") or table.PKI_DIR
+    return table.PKI_DIR
+
+
+def check_kubeadm_paths(due, pki_dir, kubeconfig_dir, kubeadm_config):
+    """Refuse what ``kubeadm certs renew`` would renew somewhere else than the module reads it back.
+
+    kubeadm renews kubeconfig files in /etc/kubernetes only: the directory is fixed
+    (cmd/kubeadm/app/cmd/certs.go: getRenewSubCommands(out, kubeadmconstants.KubernetesDir)); for a
+    file that is not there it prints "MISSING!" and exits 0.  With --config it takes certificatesDir
+    from the file and ignores --cert-dir (configutil.LoadOrDefaultInitConfiguration).
+    """
+    names = [item.name for item in due if item.kind == "kubeconfig"]
+    if names and os.path.realpath(kubeconfig_dir) != os.path.realpath(table.KUBECONFIG_DIR):
+        raise InputError("backend=kubeadm cannot renew %s: kubeadm certs renew always renews the kubeconfig files in %s "
+                         "(it has no option for another directory), but kubeconfig_dir is %s. Use backend=python for "
+                         "kubeconfig files elsewhere, or leave them out of certs."
+                         % (", ".join(names), table.KUBECONFIG_DIR, kubeconfig_dir))
+    if kubeadm_config:
+        certificates_dir = kubeadm_certificates_dir(kubeadm_config)
+        if os.path.realpath(certificates_dir) != os.path.realpath(pki_dir):
+            raise InputError("the kubeadm configuration %s sets certificatesDir %s, where kubeadm renews (it ignores "
+                             "--cert-dir when --config is given), but pki_dir is %s. Point both at the same directory."
+                             % (kubeadm_config, certificates_dir, pki_dir))
+
+
 def run_kubeadm_renewal(item, kubeadm_path, pki_dir, kubeconfig_dir, kubeadm_config, run_command):
     """``kubeadm certs renew <name>``, then read the result back and check it is what was asked for."""
     cmd = [kubeadm_path, "certs", "renew", item.name, "--cert-dir", pki_dir]
@@ -417,6 +452,8 @@ def _renew(pki_dir, kubeconfig_dir, certs, renew_before_days, force, validity_da
     refused = [{"name": i.name, "path": i.cert_path, "reason": i.reason} for i in items if i.action == "refuse"]
     if due:
         _files.check_backup_dir(backup_dir, forbidden)
+        if backend == "kubeadm":
+            check_kubeadm_paths(due, pki_dir, kubeconfig_dir, kubeadm_config)
     not_renewed = [{"name": i.name, "reason": i.reason} for i in items if i.action == "skip"]
     result = {"renewed": [], "not_renewed": not_renewed, "refused": refused, "warnings": warnings, "changed": bool(due),
               "restart_required": restart_required([i.name for i in due]), "backup_dir": backup_dir,

@@ -1,10 +1,10 @@
-"""A recording stand-in for the ``kubeadm`` executable (no kubeadm binary exists here).
+"""A recording stand-in for the ``kubeadm`` executable, for what the real one cannot do on demand: fail.
 
-Appends its argv as one JSON line to $KUBEADM_STANDIN_LOG and implements
-``kubeadm certs renew <name> --cert-dir DIR [--config FILE]`` with the collection's Python
-backend (forced, as kubeadm renews unconditionally; kubeconfigs in DIR/..), so that the module's
-kubeadm backend can read a real result back.  $KUBEADM_STANDIN_FAIL=<name> makes that renewal
-fail the way kubeadm does (message on stderr, exit status 1).
+The real kubeadm (built by scripts/lab-binaries) runs in test_real_kubeadm.py; it fails only on input
+the module refuses before calling it.  This stand-in appends its argv as one JSON line to
+$KUBEADM_STANDIN_LOG and implements ``kubeadm certs renew <name> --cert-dir DIR`` with the
+collection's Python backend (forced, as kubeadm renews unconditionally).  $KUBEADM_STANDIN_FAIL=<name>
+makes that renewal fail the way kubeadm does (message on stderr, exit status 1).
 """
 import json
 import os

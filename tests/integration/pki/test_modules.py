@@ -1,5 +1,6 @@
 """The certificate modules through the real ``ansible`` CLI: check mode, diff, idempotence, bad input,
-the kubeadm backend against a recording stand-in, and no key material in any output."""
+the kubeadm backend's failure path against a recording stand-in (the real kubeadm: test_real_kubeadm.py),
+and no key material in any output."""
 import json
 import os
 import shutil
@@ -99,34 +100,18 @@ def test_bad_input_fails_cleanly_through_the_module(tree, damage, expected):
     assert_no_key_material(json.dumps(result), bodies + key_bodies_in_tree(tree))
 
 
-def test_kubeadm_backend_runs_kubeadm_and_reads_the_result_back(tree, kubeadm_standin):
-    digest = tree_digest(tree.root)
-    checked = run_module("kubeadm_cert_renew", tree.args(backend="kubeadm", kubeadm_path=kubeadm_standin.path),
-                         check=True, env=kubeadm_standin.env)
-    assert checked["changed"] is True and kubeadm_standin.calls() == []
-    assert tree_digest(tree.root) == digest
-
-    result = run_module("kubeadm_cert_renew", tree.args(backend="kubeadm", kubeadm_path=kubeadm_standin.path,
-                                                        kubeadm_config="/etc/kubeadm.yaml"),
-                        env=kubeadm_standin.env)
-    assert result["failed"] is False, result.get("msg")
-    expected = ["apiserver", "etcd-server", "admin.conf", "controller-manager.conf"]
-    assert kubeadm_standin.calls() == [["certs", "renew", name, "--cert-dir", tree.pki_dir, "--config", "/etc/kubeadm.yaml"]
-                                       for name in expected]
-    assert [r["name"] for r in result["renewed"]] == expected
-    for entry in result["renewed"]:
-        assert entry["new_serial"] != entry["old_serial"]
-        assert entry["backups"] and all(os.path.exists(b) for b in entry["backups"])
-    assert all(c["days_left"] >= 364 for c in result["certificates"])
-
-
 def test_kubeadm_backend_failure_names_the_certificate(tree, kubeadm_standin):
+    """The recording stand-in fails on demand; the real kubeadm (tests/integration/pki/test_real_kubeadm.py) fails
+    only on input the module already refuses before it runs kubeadm."""
     env = dict(kubeadm_standin.env, KUBEADM_STANDIN_FAIL="etcd-server")
-    result = run_module("kubeadm_cert_renew", tree.args(backend="kubeadm", kubeadm_path=kubeadm_standin.path), env=env)
+    result = run_module("kubeadm_cert_renew", tree.args(backend="kubeadm", kubeadm_path=kubeadm_standin.path,
+                                                        certs=["apiserver", "etcd-server"]), env=env)
     assert result["failed"] is True
     assert "certs renew etcd-server" in result["msg"] and "simulated" in result["msg"]
     assert "renewed before the failure: apiserver" in result["msg"]
     assert [r["name"] for r in result["renewed"]] == ["apiserver"] and result["restart_required"] == ["kube-apiserver"]
+    assert kubeadm_standin.calls() == [["certs", "renew", name, "--cert-dir", tree.pki_dir]
+                                       for name in ("apiserver", "etcd-server")]
 
 
 def test_kubeadm_backend_without_kubeadm_fails_clearly(tree):

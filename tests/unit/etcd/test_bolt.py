@@ -23,6 +23,12 @@ def revision_key(main, sub=0):
     return struct.pack(">Q", main) + b"_" + struct.pack(">Q", sub)
 
 
+def kv(rev):
+    """A key-bucket value: an mvccpb.KeyValue holding only field 1, the key (what live_keys reads)."""
+    key = b"/k/%d" % rev
+    return b"\x0a" + bytes([len(key)]) + key
+
+
 def leaf_page(pgid, items, page_size=PAGE):
     """A leaf page: items are (key, value, is_bucket)."""
     header = bolt.PAGE_HEADER.pack(pgid, bolt.LEAF_PAGE, len(items), 0)
@@ -65,8 +71,8 @@ def bucket(root, inline_items=None):
 
 def etcd_like_db(meta0=None, meta1=None):
     """Pages: 0/1 meta, 2 freelist, 3 root (newest), 4 branch of ``key``, 5/6 its leaves, 7 an older root."""
-    key_leaves = [[(revision_key(rev), b"kv-%d" % rev, False) for rev in range(2, 12)],
-                  [(revision_key(rev), b"kv-%d" % rev, False) for rev in range(12, 31)]]
+    key_leaves = [[(revision_key(rev), kv(rev), False) for rev in range(2, 12)],
+                  [(revision_key(rev), kv(rev), False) for rev in range(12, 31)]]
     root = leaf_page(3, [
         (b"key", bucket(4), True),
         (b"lease", bucket(0, []), True),                                           # inline, empty
@@ -74,7 +80,7 @@ def etcd_like_db(meta0=None, meta1=None):
                                 (b"91bc3c398fb3c146", b'{"id":2}', False)]), True),  # inline, two entries
         (b"meta", bucket(0, [(b"consistent_index", struct.pack(">Q", 42), False)]), True),
     ])
-    old_root = leaf_page(7, [(b"key", bucket(0, [(revision_key(1), b"kv-1", False)]), True)])
+    old_root = leaf_page(7, [(b"key", bucket(0, [(revision_key(1), kv(1), False)]), True)])
     pages = [meta0 or meta_page(0, 7, txid=1), meta1 or meta_page(1, 3, txid=2),
              bolt.PAGE_HEADER.pack(2, 0x10, 0, 0).ljust(PAGE, b"\0"), root,
              branch_page(4, [(revision_key(2), 5), (revision_key(12), 6)]),

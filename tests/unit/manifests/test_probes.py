@@ -83,6 +83,30 @@ def test_control_plane_recommended_probes_use_their_flags():
     assert probes.recommended_probes("kube-scheduler", (1, 30, 2), sched)["startup"]["httpGet"]["port"] == 10259
 
 
+def test_scheduler_probes_and_named_port_follow_the_kubeadm_version():
+    """kubeadm 1.32 moved kube-scheduler to /livez and /readyz; 1.34 probes the named port 'probe-port'."""
+    old = {"name": "kube-scheduler", "image": "registry.k8s.io/kube-scheduler:v1.31.4", "command": ["kube-scheduler"]}
+    rec = probes.recommended_probes("kube-scheduler", (1, 31, 4), old)
+    assert rec["liveness"]["httpGet"]["path"] == "/healthz" and rec["readiness"] is None
+    new = {"name": "kube-scheduler", "image": "registry.k8s.io/kube-scheduler:v1.37.2", "command": ["kube-scheduler"],
+           "ports": [{"containerPort": 10259, "name": "probe-port", "protocol": "TCP"}]}
+    rec = probes.recommended_probes("kube-scheduler", (1, 37, 2), new)
+    assert rec["liveness"]["httpGet"] == {"host": "127.0.0.1", "path": "/livez", "port": "probe-port", "scheme": "HTTPS"}
+    assert rec["readiness"]["httpGet"]["path"] == "/readyz" and rec["startup"]["httpGet"]["path"] == "/livez"
+    # kubeadm's own probe, named port and all, is recognised as kubeadm's default.
+    found = rules(probes.audit_probe(dict(new, livenessProbe=rec["liveness"], startupProbe=rec["startup"]), "liveness",
+                                     version=(1, 37, 2)))
+    assert found == {"timeout-not-below-period": "info"}
+    # kubeadm omits zero values: its readiness probe has no initialDelaySeconds, and neither has ours.
+    assert "initialDelaySeconds" not in rec["readiness"] and rec["liveness"]["initialDelaySeconds"] == 10
+    explicit = dict(rec["readiness"], initialDelaySeconds=0)
+    found = rules(probes.audit_probe(dict(new, readinessProbe=explicit), "readiness", version=(1, 37, 2)))
+    assert found == {"timeout-not-below-period": "info"}   # the same probe, spelt out
+    # A named port that is not the probe's own port is left alone (the number is written).
+    other = dict(new, ports=[{"containerPort": 9999, "name": "probe-port"}])
+    assert probes.recommended_probes("kube-scheduler", (1, 37, 2), other)["liveness"]["httpGet"]["port"] == 10259
+
+
 def test_health_without_nospace_exclusion_and_non_loopback_and_identical_probes():
     health = {"httpGet": {"host": "10.0.0.5", "path": "/health", "port": 2381, "scheme": "HTTP"},
               "periodSeconds": 10, "timeoutSeconds": 5}
