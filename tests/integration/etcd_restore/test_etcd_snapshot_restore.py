@@ -153,3 +153,37 @@ def test_a_filesystem_without_room_is_refused_before_anything_is_written(etcd1_c
         assert os.listdir(str(small)) == []
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.parametrize("minor", ["3.5", "3.6"])
+def test_bumped_revision_makes_a_resumed_watcher_see_a_compaction_not_older_data(tmp_path, minor):
+    """etcdutl 3.5.10+/3.6 --bump-revision --mark-compacted: time never goes backwards for watchers."""
+    import subprocess
+    from tests.lab.binaries import lab_binary, latest_etcd
+    from tests.lab.etcd_cluster import EtcdLab
+    version = latest_etcd(minor)
+    with EtcdLab(str(tmp_path / "lab"), size=1, etcd_version=version) as lab:
+        for i in range(10):
+            lab.etcdctl("put", "k%02d" % i, "v%d" % i)
+        src = snapshot_of(lab, tmp_path)
+        for i in range(30):
+            lab.etcdctl("put", "after", str(i))   # revisions a watcher has seen, lost with the restore
+        seen = json.loads(lab.etcdctl("get", "after", "-w", "json").stdout)["header"]["revision"]
+        stop(lab)
+        args = restore_args(lab, src, etcdutl_path=lab_binary("etcdutl", version), bump_revision=1000000)
+        result = run_module("etcd_snapshot_restore", args)
+        assert not result["failed"], result["msg"]
+        assert result["bumped_to"] == result["revision"] + 1000000
+        start(lab)
+        now = json.loads(lab.etcdctl("get", "k00", "-w", "json").stdout)["header"]["revision"]
+        assert now >= result["bumped_to"] > seen
+        assert keys(lab) == ["k%02d" % i for i in range(10)]
+        # A watcher that had seen revision `seen` resumes from seen + 1: etcd says it was compacted.
+        cmd = [lab_binary("etcdctl", version), "--endpoints=%s" % lab.endpoints[0], "--cacert=%s" % lab.ca_cert,
+               "--cert=%s" % lab.client_cert, "--key=%s" % lab.client_key, "watch", "after", "--rev=%d" % (seen + 1)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=15, check=False)
+            output = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"").decode() + (exc.stderr or b"").decode()
+        assert "compacted" in output, output
