@@ -119,6 +119,11 @@ members:
       description: Alarms raised by this member (C(NOSPACE), C(CORRUPT)).
       type: list
       elements: str
+    cluster_id:
+      description:
+        - Cluster id in hex the member reports; null when unreachable.
+        - Members reporting different ids are not one cluster (a member that bootstrapped a cluster of its own).
+      type: str
     healthy:
       description: Whether the member answered its status without errors and served a read.
       type: bool

@@ -155,6 +155,12 @@ db_sha256:
   description: sha256 of the database, the checksum etcd appended to the stream.
   returned: when a snapshot was taken
   type: str
+cluster_id:
+  description:
+    - Id in hex of the cluster the snapshot was taken from, also recorded in the snapshot's C(.json) sidecar, so
+      that M(cplane.kubeadm.etcd_snapshot_restore) can refuse a snapshot of another cluster.
+  returned: always
+  type: str
 status_source:
   description: V(etcdutl) when C(etcdutl snapshot status) confirmed the figures, else V(python).
   returned: when a snapshot was taken

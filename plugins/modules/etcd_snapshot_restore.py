@@ -12,7 +12,8 @@ module: etcd_snapshot_restore
 short_description: Restore an etcd snapshot into a member's data directory, keeping the old one aside
 version_added: 0.1.0
 description:
-  - Verifies the snapshot first (etcd's sha256 trailer and the bolt database's pages; C(.db.xz) and
+  - Verifies the snapshot first (etcd's sha256 trailer and the bolt database's pages; for a snapshot of
+    M(cplane.kubeadm.etcd_snapshot), its sidecar's sha256, revision and cluster id; C(.db.xz) and
     C(.db.zst) files of M(cplane.kubeadm.etcd_snapshot) are decompressed next to O(data_dir)) and refuses
     a bad one before anything is touched.
   - Refuses while an etcd process holds the database lock of O(data_dir) (stop its static pod first), and
@@ -80,6 +81,12 @@ options:
       - Skip the sha256 check; only for a database file copied from a data directory (it has no trailer).
     type: bool
     default: false
+  expected_cluster_id:
+    description:
+      - Id in hex of the cluster the snapshot must come from (RV(cplane.kubeadm.etcd_member_info#module:members[].cluster_id)).
+        A snapshot whose C(.json) sidecar (written by M(cplane.kubeadm.etcd_snapshot)) records another cluster is
+        refused; a snapshot without a sidecar is restored with a warning.
+    type: str
   force:
     description: Restore again even when O(data_dir) was already restored from this very snapshot.
     type: bool
@@ -133,6 +140,10 @@ snapshot_sha256:
   description: sha256 of the database (null with O(skip_hash_check)).
   returned: always
   type: str
+cluster_id:
+  description: Cluster id recorded in the snapshot's sidecar; null for a snapshot without one.
+  returned: always
+  type: str
 resumed:
   description: Whether this run finished a restore an earlier run was interrupted in.
   returned: always
@@ -163,6 +174,7 @@ def main():
             mark_compacted=dict(type="bool", default=True),
             etcdutl_path=dict(type="path"),
             skip_hash_check=dict(type="bool", default=False),
+            expected_cluster_id=dict(type="str"),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

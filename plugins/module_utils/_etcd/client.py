@@ -62,7 +62,8 @@ def parse_status(response):
     """A StatusResponse (with its unknown fields) as a plain dict."""
     from google.protobuf.unknown_fields import UnknownFieldSet
 
-    status = dict(member_id=response.header.member_id, leader_id=response.leader, version=response.version,
+    status = dict(member_id=response.header.member_id, cluster_id=response.header.cluster_id,
+                  leader_id=response.leader, version=response.version,
                   db_size=response.dbSize, raft_index=response.raftIndex, raft_term=response.raftTerm,
                   revision=response.header.revision, raft_applied_index=None, errors=[], db_size_in_use=None,
                   is_learner=False, storage_version=None, db_size_quota=None)

@@ -98,11 +98,12 @@ class Cluster(object):
                      is_learner=member["is_learner"], is_leader=False, leader_id=None, version=None, db_size=None,
                      db_size_in_use=None, fragmentation=None, raft_term=None, raft_index=None,
                      raft_applied_index=None, revision=None, db_size_quota=None, quota_usage=None, alarms=[],
-                     healthy=False, error=None)
+                     cluster_id=None, healthy=False, error=None)
         try:
             client = self.client(member)
             status = client.status()
             state.update(version=status["version"], db_size=status["db_size"],
+                         cluster_id=member_hex(status["cluster_id"]) if status.get("cluster_id") else None,
                          db_size_in_use=status["db_size_in_use"], raft_term=status["raft_term"],
                          raft_index=status["raft_index"], raft_applied_index=status["raft_applied_index"],
                          revision=status["revision"], leader_id=member_hex(status["leader_id"]) if status["leader_id"] else None,
@@ -185,7 +186,7 @@ def summarize(states):
 
 PUBLIC_MEMBER_KEYS = ("id", "name", "client_urls", "peer_urls", "is_leader", "is_learner", "version", "db_size",
                       "db_size_in_use", "fragmentation", "raft_term", "raft_index", "raft_applied_index", "revision",
-                      "db_size_quota", "quota_usage", "alarms", "healthy", "error")
+                      "db_size_quota", "quota_usage", "alarms", "cluster_id", "healthy", "error")
 
 
 def gather_member_info(endpoints, ca_cert, client_cert, client_key, command_timeout=10, quota_bytes=None):

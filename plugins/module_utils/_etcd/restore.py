@@ -112,7 +112,7 @@ class Restore(object):
 
     def __init__(self, src, data_dir, name, initial_cluster, initial_advertise_peer_urls,
                  initial_cluster_token="etcd-cluster", bump_revision=DEFAULT_BUMP_REVISION, mark_compacted=True,
-                 etcdutl_path=None, skip_hash_check=False, force=False, check_mode=False,
+                 etcdutl_path=None, skip_hash_check=False, expected_cluster_id=None, force=False, check_mode=False,
                  forbidden_dirs=(_files.MANIFESTS_DIR,)):
         self.src = os.path.abspath(src)
         self.data_dir = os.path.abspath(data_dir).rstrip(os.sep)
@@ -124,13 +124,15 @@ class Restore(object):
         self.mark_compacted = mark_compacted
         self.etcdutl_path = etcdutl_path
         self.skip_hash_check = skip_hash_check
+        self.expected_cluster_id = expected_cluster_id.lower().replace("0x", "", 1) if expected_cluster_id else None
         self.force = force
         self.check_mode = check_mode
         self.forbidden_dirs = forbidden_dirs
         self.parent = os.path.dirname(self.data_dir)
         self.warnings = []
         self.result = dict(changed=False, data_dir=self.data_dir, src=self.src, moved_aside=None, revision=None,
-                           bumped_to=None, keys=None, snapshot_sha256=None, resumed=False, warnings=self.warnings)
+                           bumped_to=None, keys=None, snapshot_sha256=None, cluster_id=None, resumed=False,
+                           warnings=self.warnings)
 
     # -- checks ---------------------------------------------------------------------------------
     def check_request(self):
@@ -146,6 +148,28 @@ class Restore(object):
                              % (self.initial_cluster, self.name))
         if self.bump_revision < 0:
             raise InputError("bump_revision must be 0 or more")
+
+    def check_sidecar(self):
+        """The snapshot's etcd_snapshot sidecar, checked: same bytes as when written, from the expected cluster."""
+        sidecar = snapshots.read_sidecar(self.src)
+        if sidecar is None:
+            if self.expected_cluster_id:
+                self.warnings.append("%s has no sidecar of etcd_snapshot recording its cluster id: expected_cluster_id "
+                                     "could not be checked" % self.src)
+            return None
+        self.result["cluster_id"] = sidecar.get("cluster_id")
+        if snapshots.file_sha256(self.src) != sidecar.get("sha256"):
+            raise OperationFailed("snapshot %s changed since etcd_snapshot wrote it (its sha256 differs from the one in "
+                                  "%s); choose another snapshot" % (self.src, snapshots.sidecar_path(self.src)))
+        recorded = sidecar.get("cluster_id")
+        if self.expected_cluster_id and recorded and recorded.lower() != self.expected_cluster_id:
+            raise UnsafeOperation("snapshot %s was taken from etcd cluster %s, not from the expected cluster %s; "
+                                  "restoring it would replace this cluster's data with another cluster's. Choose a "
+                                  "snapshot of this cluster" % (self.src, recorded, self.expected_cluster_id))
+        if self.expected_cluster_id and not recorded:
+            self.warnings.append("the sidecar of %s records no cluster id: expected_cluster_id could not be checked"
+                                 % self.src)
+        return sidecar
 
     def check_not_running(self):
         if etcd_holds(self.data_dir):
@@ -175,10 +199,16 @@ class Restore(object):
         if not os.path.isfile(self.src):
             raise InputError("snapshot %s does not exist" % self.src)
         record = _read_json(record_path(self.data_dir))
+        sidecar = self.check_sidecar()
         raw, status = self.verified_raw()
         try:
             self.result.update(revision=status["revision"], keys=status.get("keys"),
                                snapshot_sha256=status["db_sha256"])
+            if sidecar and sidecar.get("revision") not in (None, status["revision"]):
+                raise OperationFailed("snapshot %s holds revision %s but its sidecar %s recorded %s when etcd_snapshot "
+                                      "wrote it; it is not the file that was taken. Choose another snapshot"
+                                      % (self.src, status["revision"], snapshots.sidecar_path(self.src),
+                                         sidecar["revision"]))
             if self.bump_revision:
                 self.result["bumped_to"] = status["revision"] + self.bump_revision
             if record and record.get("snapshot_sha256") == status["db_sha256"] and not self.force \

@@ -503,7 +503,7 @@ def choose_source(cluster, member_name=None):
     chosen = healthy[0]
     member_client = cluster.client(chosen)
     return dict(name=chosen["name"], client=member_client, is_leader=chosen["is_leader"],
-                endpoint=member_client.endpoint, skipped=skipped)
+                endpoint=member_client.endpoint, skipped=skipped, cluster_id=chosen.get("cluster_id"))
 
 
 def stream_snapshot(member, out, timeout):
@@ -555,7 +555,8 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
     removed = verified_removals(existing, retention, foreign)
     partials = stale_partials(dest, name_prefix, older_than=snapshot_timeout + 300)
     path = snapshot_name(dest, name_prefix, compression, stamp)
-    result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"], removed=removed + partials,
+    result = dict(path=path, member=source["name"], member_was_leader=source["is_leader"],
+                  cluster_id=source.get("cluster_id"), removed=removed + partials,
                   kept_foreign=sorted(foreign), compression=compression, compression_level=level, warnings=warnings)
     if foreign:
         warnings.append("kept %d file(s) in %s that fit the snapshot name but that this module did not write (no "
@@ -608,7 +609,8 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
         # delete (reported in kept_foreign), never a sidecar vouching for a file that is not there.
         _files.atomic_write(sidecar_path(path), sidecar_data(path, size, sha256, dict(
             revision=result["revision"], key_count=result["key_count"], db_sha256=result["db_sha256"],
-            member=source["name"], compression=compression, created=stamp)), mode=0o600)
+            member=source["name"], cluster_id=source.get("cluster_id"), compression=compression,
+            created=stamp)), mode=0o600)
     finally:
         for leftover in (raw_tmp, packed_tmp):
             if leftover and os.path.exists(leftover):

@@ -187,3 +187,36 @@ def test_bumped_revision_makes_a_resumed_watcher_see_a_compaction_not_older_data
         except subprocess.TimeoutExpired as exc:
             output = (exc.stdout or b"").decode() + (exc.stderr or b"").decode()
         assert "compacted" in output, output
+
+
+def test_a_snapshot_of_another_cluster_or_changed_since_is_refused(etcd1_cluster, tmp_path):
+    lab = etcd1_cluster
+    lab.etcdctl("put", "k1", "v1")
+    taken = run_module("etcd_snapshot", lab.connection_args(dest=str(tmp_path / "snaps"), compression="none"))
+    assert not taken["failed"], taken["msg"]
+    cluster_id = taken["cluster_id"]
+    assert cluster_id and json.load(open(taken["path"] + ".json"))["cluster_id"] == cluster_id
+    stop(lab)
+    member = lab.members[0]
+    before = tree_digest(member.data_dir)
+    other = run_module("etcd_snapshot_restore", restore_args(lab, taken["path"], bump_revision=0,
+                                                             expected_cluster_id="0123abcd"))
+    assert other["failed"] and "taken from etcd cluster %s, not from the expected cluster 0123abcd" % cluster_id \
+        in other["msg"]
+    assert tree_digest(member.data_dir) == before
+    # the same file, changed after etcd_snapshot wrote it (a valid snapshot of the same cluster, later revision)
+    tampered = str(tmp_path / "snaps" / "tampered.db")
+    shutil.copy(taken["path"], tampered)
+    shutil.copy(taken["path"] + ".json", tampered + ".json")
+    sidecar = json.load(open(tampered + ".json"))
+    sidecar["file"] = "tampered.db"
+    json.dump(sidecar, open(tampered + ".json", "w"))
+    with open(tampered, "ab") as handle:
+        handle.write(b"x")
+    changed = run_module("etcd_snapshot_restore", restore_args(lab, tampered, bump_revision=0))
+    assert changed["failed"] and "changed since etcd_snapshot wrote it" in changed["msg"]
+    assert tree_digest(member.data_dir) == before
+    good = run_module("etcd_snapshot_restore", restore_args(lab, taken["path"], bump_revision=0,
+                                                            expected_cluster_id="0x" + cluster_id.upper()))
+    assert not good["failed"], good["msg"]
+    assert good["changed"] is True and good["cluster_id"] == cluster_id
