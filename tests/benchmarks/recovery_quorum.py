@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 import tests.conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-from tests.integration.recovery.test_recover_playbook import PLAYBOOK, destroy, write_inventory  # noqa: E402
+from tests.lab.recovery import PLAYBOOK, destroy, write_inventory  # noqa: E402
 from tests.lab.ansible_run import ansible_env  # noqa: E402
 from tests.lab.binaries import etcd_binary  # noqa: E402
 from tests.lab.static_pods import KubeletEtcdLab  # noqa: E402

@@ -7,7 +7,9 @@ Sections (``SECTIONS``, in order; ``--only NAME`` runs one or more of them):
 - ``versions``: the seed cluster (one node fat-fingered to v1.11.3) served by the API double,
   checked by node_version_check with an upgrade plan;
 - ``certs``: a kubeadm PKI with certificates near expiry, read by kubeadm_cert_info and renewed
-  by kubeadm_cert_renew.
+  by kubeadm_cert_renew;
+- ``recover``: etcd members as static pods lose one member, then quorum; the recover playbook
+  brings the cluster back in place and says where its evidence bundle is.
 
 A section is a list of steps.  Each step is a function taking the shared ``Demo`` context and
 returning lines to print.  Whatever happens, the lab and every double are stopped and the scratch
@@ -337,7 +339,73 @@ CERT_STEPS = [
     ("Certificates: kubeadm_cert_renew what expires within 30 days", renew_certificates),
 ]
 
-SECTIONS = {"etcd": ETCD_STEPS, "probe": PROBE_STEPS, "versions": VERSION_STEPS, "certs": CERT_STEPS}
+def start_recovery_lab(demo):
+    import pathlib
+    from tests.lab.static_pods import KubeletEtcdLab
+    lab = KubeletEtcdLab(os.path.join(demo.workdir, "recovery"), size=3, time_scale=0.2)
+    demo.on_exit("recovery lab", lab.stop)
+    lab.start()
+    for i in range(100):
+        lab.etcdctl("put", "/demo/%03d" % i, "value-%d" % i)
+    demo.results["recovery_lab"] = lab
+    demo.results["recovery_dir"] = pathlib.Path(demo.workdir)
+    return ["3 etcd members as static pods under kubelet doubles (etcd 3.5.1), 100 keys written"]
+
+
+def recovery_summary(demo, run):
+    lab = demo.results["recovery_lab"]
+    plan = next((r["result"]["msg"] for r in run.task("Show the recovery plan")), "no plan")
+    bundle = next((r["result"]["msg"] for r in run.task("Evidence | where the bundle is")), "no bundle")
+    members = lab.etcdctl("member", "list", "-w", "table").stdout.strip().splitlines()
+    keys = len(lab.etcdctl("get", "/demo/", "--prefix", "--keys-only").stdout.split())
+    changed = len([r for r in run.results if r["result"].get("changed")])
+    return ["%s (%d tasks changed something)" % (plan, changed), bundle, "keys under /demo/: %d" % keys, ""] + members
+
+
+def recover_lost_member(demo):
+    from tests.lab.recovery import PLAYBOOK, destroy, write_inventory
+    lab = demo.results["recovery_lab"]
+    destroy(lab, "cp2")
+    deadline = time.monotonic() + 60
+    while lab.member("cp2").healthy() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, demo.results["recovery_dir"]))
+    if run.rc != 0:
+        raise RuntimeError("recover failed:\n%s" % run.output[-2000:])
+    lab.wait_healthy()
+    return ["cp2's etcd killed, its WAL removed and its database overwritten; ansible-playbook cplane.kubeadm.recover:"] \
+        + recovery_summary(demo, run)
+
+
+def recover_lost_quorum(demo):
+    from tests.lab.recovery import PLAYBOOK, destroy, write_inventory
+    lab = demo.results["recovery_lab"]
+    snapshots = demo.results["recovery_dir"] / "snapshots"
+    snapshots.mkdir(exist_ok=True)
+    lab.etcdctl("snapshot", "save", str(snapshots / "etcd-snapshot-20261201T000000Z.db"), endpoints=lab.endpoints[:1])
+    lab.etcdctl("put", "/after-snapshot", "lost with quorum")
+    destroy(lab, "cp2")
+    destroy(lab, "cp3")
+    run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, demo.results["recovery_dir"],
+                                                           control_plane_recovery_bump_revision=0))
+    if run.rc != 0:
+        raise RuntimeError("recover failed:\n%s" % run.output[-2000:])
+    lab.wait_healthy()
+    parent = os.path.dirname(lab.member("cp1").data_dir)
+    aside = sorted(n for n in os.listdir(parent) if n.startswith("etcd.") and os.path.isdir(os.path.join(parent, n)))
+    return (["snapshot taken, one more write, then cp2 and cp3 destroyed: no quorum; ansible-playbook "
+             "cplane.kubeadm.recover:"] + recovery_summary(demo, run)
+            + ["", "cp1's data before the restore is kept aside, not deleted: %s" % ", ".join(aside)])
+
+
+RECOVERY_STEPS = [
+    ("Recovery: a 3-member etcd as static pods", start_recovery_lab),
+    ("Recovery: one member's data destroyed -> recover replaces it learner-first, in place", recover_lost_member),
+    ("Recovery: two of three destroyed (quorum lost) -> recover restores the snapshot on every member", recover_lost_quorum),
+]
+
+SECTIONS = {"etcd": ETCD_STEPS, "probe": PROBE_STEPS, "versions": VERSION_STEPS, "certs": CERT_STEPS,
+            "recover": RECOVERY_STEPS}
 STEPS = [step for steps in SECTIONS.values() for step in steps]
 
 

@@ -30,6 +30,17 @@ def test_demo_steps_shrink_the_lab_and_tear_it_down(tmp_path, capsys):
     _assert_probe_section(ran, out)
     _assert_versions_section(ran, out)
     _assert_certs_section(ran, out)
+    _assert_recovery_section(ran, out)
+
+
+def _assert_recovery_section(ran, out):
+    """recover brings a lost member back, then a lost quorum, in place, and names its evidence bundles."""
+    assert "recovery: member (cp2:" in out and "targets: cp2" in out
+    assert "recovery: quorum (quorum lost" in out and "targets: cp1, cp2, cp3" in out
+    assert out.count("keys under /demo/: 100") == 2
+    assert out.count("evidence bundle: ") == 2
+    lab = ran.results["recovery_lab"]
+    assert not any(m.healthy() for m in lab.members), "the recovery lab's etcd members are stopped"
 
 
 def _assert_probe_section(ran, out):
