@@ -339,6 +339,7 @@ CERT_STEPS = [
     ("Certificates: kubeadm_cert_renew what expires within 30 days", renew_certificates),
 ]
 
+
 def start_recovery_lab(demo):
     import pathlib
     from tests.lab.static_pods import KubeletEtcdLab

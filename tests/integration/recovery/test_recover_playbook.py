@@ -12,6 +12,7 @@ from tests.lab.static_pods import KubeletEtcdLab
 from tests.lab.trees import tree_digest
 from tests.lab.workload import ConcurrentWriter
 
+
 @pytest.fixture
 def lab(tmp_path):
     with KubeletEtcdLab(str(tmp_path / "lab"), size=3, time_scale=0.2) as running:
