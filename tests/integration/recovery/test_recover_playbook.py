@@ -178,3 +178,21 @@ def test_killed_at_each_step_then_run_again_finishes(lab, tmp_path, mode):
         assert not any(m.get("isLearner") for m in members), step
         if mode == "quorum":
             assert len(lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()) == 20, step
+
+
+def test_probe_mode_replaces_the_seeds_runaway_probe_and_keeps_a_backup(tmp_path):
+    with KubeletEtcdLab(str(tmp_path / "lab"), size=3, time_scale=0.2, probe="seed") as lab:
+        manifest = lab.manifest_path("cp1")
+        assert "get foo" in open(manifest).read()
+        inventory = write_inventory(lab, tmp_path, control_plane_recovery_mode="probe",
+                                    control_plane_recovery_backup_dir=str(tmp_path / "backups"))
+        run = run_playbook(PLAYBOOK, inventory=inventory)
+        assert run.rc == 0, run.output[-4000:]
+        assert "recovery: probe (requested)" in run.output
+        text = open(manifest).read()
+        # kubeadm's probes for etcd 3.4-3.5.10 (the lab's etcd is 3.5.1): HTTP on the metrics URL
+        assert "get foo" not in text and "path: /health?exclude=NOSPACE&serializable=true" in text
+        assert "path: /health?serializable=false" in text
+        backups = [os.path.join(d, f) for d, _s, files in os.walk(str(tmp_path / "backups")) for f in files]
+        assert backups and any("get foo" in open(b).read() for b in backups)
+        lab.wait_healthy()
