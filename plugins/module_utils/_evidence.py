@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import io
 import json
 import os
@@ -88,6 +89,24 @@ class _Bundle(object):
         self.add_bytes(name, (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
+@contextlib.contextmanager
+def _atomic_tarball(target):
+    """A gzipped tarfile that appears at ``target`` (0600) only once complete: temp file, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), suffix=".tmp", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                yield tar
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def plan_host_evidence(host, manifests_dir, documents, journal_units, crictl_path, journalctl_path):
     """What a collection would read, without reading anything secret: for check mode and the result."""
     manifests = sorted(os.listdir(manifests_dir)) if os.path.isdir(manifests_dir) else []
@@ -106,26 +125,15 @@ def collect_host_evidence(host, dest_dir, manifests_dir, data_dir, documents=Non
         raise OperationFailed("cannot create the evidence directory %s: %s" % (dest_dir, exc.strerror or exc))
     skipped, notes = [], []
     target = os.path.join(dest_dir, "%s.tar.gz" % host)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % host, suffix=".tar.gz.tmp", dir=dest_dir)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                bundle = _Bundle(tar, host)
-                for name, document in sorted((documents or {}).items()):
-                    bundle.add_json("documents/%s.json" % name, document)
-                _add_manifests(bundle, manifests_dir, skipped)
-                _add_commands(bundle, journal_units, journal_lines, crictl_path, journalctl_path, notes)
-                bundle.add_json("filesystem/etcd-data.json", free_space(data_dir))
-                bundle.add_json("MANIFEST.json", dict(host=host, collected_at=_files.timestamp(),
-                                                      files=bundle.files, skipped=skipped, notes=notes))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _atomic_tarball(target) as tar:
+        bundle = _Bundle(tar, host)
+        for name, document in sorted((documents or {}).items()):
+            bundle.add_json("documents/%s.json" % name, document)
+        _add_manifests(bundle, manifests_dir, skipped)
+        _add_commands(bundle, journal_units, journal_lines, crictl_path, journalctl_path, notes)
+        bundle.add_json("filesystem/etcd-data.json", free_space(data_dir))
+        bundle.add_json("MANIFEST.json", dict(host=host, collected_at=_files.timestamp(),
+                                              files=bundle.files, skipped=skipped, notes=notes))
     return dict(path=target, files=bundle.files, skipped=skipped, notes=notes, size_bytes=os.path.getsize(target))
 
 
@@ -183,29 +191,18 @@ def combine_bundles(parts, dest_dir, stamp=None, prefix="cplane-evidence"):
         raise InputError("no host evidence to combine")
     os.makedirs(dest_dir, mode=0o700, exist_ok=True)
     target = os.path.join(dest_dir, "%s-%s.tar.gz" % (prefix, stamp))
-    fd, tmp = tempfile.mkstemp(prefix=".%s-" % prefix, suffix=".tar.gz.tmp", dir=dest_dir)
     members = []
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz") as out:
-                for part in parts:
-                    try:
-                        with tarfile.open(part, mode="r:gz") as source:
-                            for info in source:
-                                if not info.isfile():
-                                    continue
-                                out.addfile(info, source.extractfile(info))
-                                members.append(info.name)
-                    except (tarfile.TarError, EOFError, OSError) as exc:
-                        raise OperationFailed("host evidence %s is not a readable tarball: %s" % (part, exc))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _atomic_tarball(target) as out:
+        for part in parts:
+            try:
+                with tarfile.open(part, mode="r:gz") as source:
+                    for info in source:
+                        if not info.isfile():
+                            continue
+                        out.addfile(info, source.extractfile(info))
+                        members.append(info.name)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                raise OperationFailed("host evidence %s is not a readable tarball: %s" % (part, exc))
     for part in parts:
         os.unlink(part)
     staging = set(os.path.dirname(p) for p in parts)
