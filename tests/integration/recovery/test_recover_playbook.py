@@ -82,33 +82,56 @@ def test_one_lost_member_is_replaced_learner_first_while_a_writer_runs(lab, tmp_
     assert again.rc == 0 and "recovery: none" in again.output
 
 
-def test_quorum_lost_is_restored_from_the_snapshot_in_place(lab, tmp_path):
-    for i in range(50):
-        lab.etcdctl("put", "/before/%03d" % i, "v%d" % i)
-    snapshots = tmp_path / "snapshots"
-    snapshots.mkdir()
-    snap = str(snapshots / "etcd-snapshot-20261201T000000Z.db")
-    lab.etcdctl("snapshot", "save", snap, endpoints=lab.endpoints[:1])
-    lab.etcdctl("put", "/after/lost", "x")
-    destroy(lab, "cp2")
-    destroy(lab, "cp3")
-    run = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0))
-    assert run.rc == 0, run.output[-4000:]
-    assert "recovery: quorum" in run.output
-    lab.wait_healthy()
-    members = member_list(lab)
-    assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"]
-    out = lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()
-    assert len(out) == 50
-    assert lab.etcdctl("get", "/after/lost").stdout == ""
-    # cp1's old data, which holds the write made after the snapshot, was kept aside
-    parent = os.path.dirname(lab.member("cp1").data_dir)
-    aside = [n for n in os.listdir(parent) if n.startswith("etcd.") and not n.endswith(".json")]
-    assert len(aside) == 1
-    with open(os.path.join(parent, aside[0], "member", "snap", "db"), "rb") as handle:
-        assert b"/after/lost" in handle.read()
-    again = run_playbook(PLAYBOOK, inventory=write_inventory(lab, tmp_path, control_plane_recovery_bump_revision=0))
-    assert again.rc == 0 and "recovery: none" in again.output
+def test_quorum_lost_is_restored_from_the_snapshot_in_place(tmp_path):
+    """On etcd 3.5.latest with its etcdutl: the revision is bumped and a watcher from before sees a compaction."""
+    import subprocess
+    from tests.lab.binaries import lab_binary, latest_etcd
+    version = latest_etcd("3.5")
+    with KubeletEtcdLab(str(tmp_path / "lab"), size=3, time_scale=0.2, etcd_version=version) as lab:
+        for i in range(50):
+            lab.etcdctl("put", "/before/%03d" % i, "v%d" % i)
+        snapshots = tmp_path / "snapshots"
+        snapshots.mkdir()
+        snap = str(snapshots / "etcd-snapshot-20261201T000000Z.db")
+        lab.etcdctl("snapshot", "save", snap, endpoints=lab.endpoints[:1])
+        lab.etcdctl("put", "/after/lost", "x")
+        seen = json.loads(lab.etcdctl("get", "/after/lost", "-w", "json").stdout)["header"]["revision"]
+        destroy(lab, "cp2")
+        destroy(lab, "cp3")
+        inventory = write_inventory(lab, tmp_path, control_plane_recovery_etcdutl_path=lab_binary("etcdutl", version))
+        run = run_playbook(PLAYBOOK, inventory=inventory)
+        assert run.rc == 0, run.output[-4000:]
+        assert "recovery: quorum" in run.output
+        lab.wait_healthy()
+        restored = [r["result"] for r in run.task("Quorum | restore the snapshot")]
+        assert len(restored) == 3 and all(r["bumped_to"] == r["revision"] + 1000000000 for r in restored)
+        now = json.loads(lab.etcdctl("get", "/before/000", "-w", "json").stdout)["header"]["revision"]
+        assert now >= restored[0]["bumped_to"] > seen
+        # A watcher that had seen revision `seen` (its watch was cancelled when quorum went: "no leader")
+        # resumes from seen + 1, as informers do: etcd answers that the revision was compacted, instead of
+        # replaying an older store as if it were new.
+        cmd = [lab_binary("etcdctl", version), "--endpoints=%s" % ",".join(lab.endpoints), "--cacert=%s" % lab.ca_cert,
+               "--cert=%s" % lab.client_cert, "--key=%s" % lab.client_key, "watch", "/", "--prefix",
+               "--rev=%d" % (seen + 1)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+            output = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            output = "%s%s" % (exc.stdout or "", exc.stderr or "")
+        assert "compacted" in output, output
+        members = member_list(lab)
+        assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"]
+        out = lab.etcdctl("get", "/before/", "--prefix", "--keys-only").stdout.split()
+        assert len(out) == 50
+        assert lab.etcdctl("get", "/after/lost").stdout == ""
+        # cp1's old data, which holds the write made after the snapshot, was kept aside
+        parent = os.path.dirname(lab.member("cp1").data_dir)
+        aside = [n for n in os.listdir(parent) if n.startswith("etcd.") and not n.endswith(".json")]
+        assert len(aside) == 1
+        with open(os.path.join(parent, aside[0], "member", "snap", "db"), "rb") as handle:
+            assert b"/after/lost" in handle.read()
+        again = run_playbook(PLAYBOOK, inventory=inventory)
+        assert again.rc == 0 and "recovery: none" in again.output
 
 
 def test_quorum_mode_on_a_healthy_cluster_is_refused(lab, tmp_path):
