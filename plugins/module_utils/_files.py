@@ -168,12 +168,20 @@ def fsync_dir(directory):
 def backup_file(path, backup_dir, forbidden_dirs=(MANIFESTS_DIR,), stamp=None):
     """Copy ``path`` into ``backup_dir/<stamp>/<path without leading />`` keeping mode and owner.
 
+    Never overwrites a backup: when that file exists, ``<stamp>.1``, ``<stamp>.2``, ... are used.
     Returns the backup path.  The relative layout keeps files with the same basename apart
     (pki/ca.crt and pki/etcd/ca.crt).
     """
     check_backup_dir(backup_dir, forbidden_dirs)
     stamp = stamp or timestamp()
-    target = os.path.join(backup_dir, stamp, os.path.abspath(path).lstrip(os.sep))
+    relative = os.path.abspath(path).lstrip(os.sep)
+    target = os.path.join(backup_dir, stamp, relative)
+    # A second change of the same file within the same second (liveness, then startup probe) must not
+    # overwrite the first backup: that one holds the original.
+    number = 0
+    while os.path.lexists(target):
+        number += 1
+        target = os.path.join(backup_dir, "%s.%d" % (stamp, number), relative)
     try:
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
         # copy2 follows a symlinked ``path``: the backup holds the content that is replaced.

@@ -73,3 +73,15 @@ def test_backup_into_a_path_that_is_not_a_directory_fails_clearly(tmp_path):
         _files.backup_file(str(path), str(tmp_path / "backups"))
     assert "cannot back up %s to %s" % (path, tmp_path / "backups") in err.value.msg
     assert "Not a directory" in err.value.msg
+
+
+def test_two_backups_of_one_file_in_the_same_second_keep_both(tmp_path):
+    from ansible_collections.cplane.kubeadm.plugins.module_utils import _files
+    manifest = tmp_path / "etc" / "etcd.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text("original\n")
+    first = _files.backup_file(str(manifest), str(tmp_path / "backups"), forbidden_dirs=(), stamp="20261201T000000Z")
+    manifest.write_text("after the first change\n")
+    second = _files.backup_file(str(manifest), str(tmp_path / "backups"), forbidden_dirs=(), stamp="20261201T000000Z")
+    assert first != second and "20261201T000000Z.1" in second
+    assert open(first).read() == "original\n" and open(second).read() == "after the first change\n"
