@@ -107,11 +107,7 @@ def atomic_write(path, data, mode=None, owner_from=None):
         if isinstance(exc, OSError):
             raise FileOperationError("write", shown, exc)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(directory)
     return target
 
 

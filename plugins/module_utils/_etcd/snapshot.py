@@ -465,14 +465,6 @@ def compress_file(raw_path, target_tmp, compression, level=None):
     return writer.sha256.hexdigest()
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- taking a snapshot ------------------------------------------------------------------------
 def choose_source(cluster, member_name=None):
     """The member to stream from: ``member_name`` if given, else a healthy follower, else the leader.
@@ -622,7 +614,7 @@ def take_snapshot(source, dest, name_prefix="etcd-snapshot", compression="xz", r
         if os.path.exists(sidecar_path(old)):
             os.unlink(sidecar_path(old))
     if removed or partials:
-        _fsync_dir(dest)
+        _files.fsync_dir(dest)
     result.update(size=os.path.getsize(path), sha256=sha256, duration_s=round(time.monotonic() - started, 3))
     return result
 
