@@ -287,14 +287,14 @@ def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=Fals
     """Approve every pending kubelet-serving CSR that passes ``evaluate``; the result lists.
 
     ``names``: only these CSRs (others are not reported).  Returns a dict with ``approved``,
-    ``denied``, ``pending`` (with ``reasons``), ``skipped`` (already approved, denied or failed;
+    ``denied``, ``pending`` (with ``reasons``), ``already_decided`` (already approved, denied or failed;
     with ``state``), ``not_found`` (names given that are no kubelet-serving CSR) and ``changed``.
     """
     if names is not None and any(not isinstance(n, str) or not n for n in names):
         raise InputError("names must be a list of CSR names (strings); got %r." % (names,))
     items = _list(client, page_size)
     wanted = set(names) if names is not None else None
-    result = {"approved": [], "denied": [], "pending": [], "skipped": [], "not_found": []}
+    result = {"approved": [], "denied": [], "pending": [], "already_decided": [], "not_found": []}
     if wanted is not None:
         present = {(c.get("metadata") or {}).get("name") for c in items}
         result["not_found"] = sorted(wanted - present)
@@ -327,7 +327,7 @@ def _decide_all(client, items, deny_invalid, check_mode, result, node_cache):
 
 def _act(client, csr, verdict, summary, reasons, deny_invalid, check_mode, result):
     if verdict in ("approved", "denied", "failed"):
-        result["skipped"].append(dict(summary, state=verdict))
+        result["already_decided"].append(dict(summary, state=verdict))
     elif verdict == "approve":
         if not check_mode:
             _set_condition(client, csr, _condition(

@@ -25,7 +25,7 @@ description:
     The request's signature verifies, and the Node exists.
   - Any other pending kubelet serving CSR stays pending and is returned in RV(pending) with its reasons,
     or is denied with those reasons when O(deny_invalid=true).
-  - CSRs that are already approved, denied or failed are left alone (RV(skipped)). CSRs of other signers
+  - CSRs that are already approved, denied or failed are left alone (RV(already_decided)). CSRs of other signers
     are not read.
   - Approval and denial go through the C(approval) subresource with the object as read, so a request that
     changed in the meantime is read again and decided anew, never overwritten.
@@ -44,7 +44,7 @@ attributes:
     description: When run again with the same parameters, the module reports no change.
     support: full
     details:
-      - Approved and denied requests are skipped on the next run.
+      - Requests approved or denied by a run are returned in RV(already_decided) by the next and left alone.
 options:
   names:
     description:
@@ -141,8 +141,10 @@ pending:
       type: list
       elements: str
       sample: ["subject alternative names 10.0.0.22 are not addresses of node worker-1 (its addresses: worker-1, 10.0.0.21)"]
-skipped:
-  description: Kubelet serving CSRs already decided and left alone; same keys as RV(approved) plus C(state).
+already_decided:
+  description:
+    - Kubelet serving CSRs already approved, denied or failed, left alone; same keys as RV(approved) plus C(state).
+    - (Not named C(skipped): Ansible reads a true C(skipped) in a result as a skipped task.)
   returned: always
   type: list
   elements: dict

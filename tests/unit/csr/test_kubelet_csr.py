@@ -196,7 +196,7 @@ def test_decisions_approve_leave_pending_and_skip(key):
     assert result["approved"][0]["node"] == "w1" and result["approved"][0]["ip_addresses"] == ["10.0.0.21"]
     assert [p["name"] for p in result["pending"]] == ["forged", "garbage"]
     assert "no PEM block" in result["pending"][1]["reasons"][0]
-    assert [(s["name"], s["state"]) for s in result["skipped"]] == [("done", "approved")]
+    assert [(s["name"], s["state"]) for s in result["already_decided"]] == [("done", "approved")]
     assert result["changed"] is True and result["denied"] == []
     [(name, body)] = client.puts
     assert name == "good" and body["metadata"]["resourceVersion"] == "7"
