@@ -144,7 +144,7 @@ pending:
 already_decided:
   description:
     - Kubelet serving CSRs already approved, denied or failed, left alone; same keys as RV(approved) plus C(state).
-    - (Not named C(skipped): Ansible reads a true C(skipped) in a result as a skipped task.)
+    - "Not named C(skipped) because Ansible reads a true C(skipped) in a result as a skipped task."
   returned: always
   type: list
   elements: dict
