@@ -100,8 +100,8 @@ def parse_request(pem):
         ips = san.get_values_for_type(x509.IPAddress) if san is not None else []
         emails = san.get_values_for_type(x509.RFC822Name) if san is not None else []
         uris = san.get_values_for_type(x509.UniformResourceIdentifier) if san is not None else []
-        others = [n for n in san if not isinstance(n, (x509.DNSName, x509.IPAddress, x509.RFC822Name,
-                                                      x509.UniformResourceIdentifier))] if san is not None else []
+        known = (x509.DNSName, x509.IPAddress, x509.RFC822Name, x509.UniformResourceIdentifier)
+        others = [n for n in san if not isinstance(n, known)] if san is not None else []
     except (ValueError, TypeError) as error:
         raise ValueError("spec.request has a malformed subject or extension (%s)" % (str(error).splitlines() or ["?"])[0])
     return {

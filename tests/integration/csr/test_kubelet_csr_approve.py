@@ -22,7 +22,7 @@ from tests.lab.control_plane import ApiError
 from tests.lab.kubeadm import LabBinaryMissing, real_binary
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
-SERVING = ["digital signature", "server auth"]
+SERVING = ("digital signature", "server auth")
 W1 = {"ip": "127.0.0.11", "extra": [{"type": "ExternalIP", "address": "127.0.1.11"},
                                     {"type": "InternalDNS", "address": "w1.lab.internal"}]}
 W2 = {"ip": "127.0.0.12", "extra": []}

@@ -39,7 +39,8 @@ def csr(pem, name="csr-1", username="system:node:w1", groups=("system:nodes", "s
             "status": {"conditions": conditions} if conditions else {}}
 
 
-def reasons_for(obj, nodes=NODES):
+def reasons_for(obj, nodes=None):
+    nodes = NODES if nodes is None else nodes
     fields = _csr.parse_request(base64.b64decode(obj["spec"]["request"]))
     name = _csr._node_name(fields["common_names"][0]) if fields["common_names"] else None
     return _csr.evaluate(obj, fields, nodes.get(name))
@@ -153,9 +154,9 @@ def test_node_addresses_map_as_kubelet_maps_them():
 class FakeClient(object):
     """Serves a list of CSR objects and Nodes; records approval PUTs. ``conflicts``: names whose first PUT gets 409."""
 
-    def __init__(self, csrs, nodes=NODES, conflicts=()):
+    def __init__(self, csrs, nodes=None, conflicts=()):
         self.csrs = {c["metadata"]["name"]: c for c in csrs}
-        self.nodes = nodes
+        self.nodes = NODES if nodes is None else nodes
         self.puts = []
         self.conflicts = set(conflicts)
 
