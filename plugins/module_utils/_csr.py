@@ -26,7 +26,11 @@ request is approved here only when it is exactly what that node's kubelet asks f
   pkg/controller/certificates/signer/signer.go ``isKubeletServing``) and kubelet requests
   (client-go util/certificate/certificate_manager.go ``DefaultKubeletServingGetUsages``: key
   encipherment for RSA keys only);
-* the request's signature verifies, and the Node exists.
+* the request's signature verifies, and the Node exists;
+* no DNS SAN is one of the API server's in-cluster names (kubernetes.default.svc...), and, when the
+  operator gives them, every IP SAN lies in ``allowed_networks`` and every DNS SAN under
+  ``allowed_dns_suffixes``: a node writes its own ``status.addresses``, so a compromised node could
+  otherwise list any address there first.
 
 Everything else stays pending with its reasons, or is denied with them (``deny_invalid``).
 Requests already approved, denied or failed are left alone.  Approval and denial go through the
@@ -63,6 +67,11 @@ CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 FORBIDDEN_HINT = ("Approving kubelet serving certificates needs list/get on certificatesigningrequests, update on "
                   "certificatesigningrequests/approval, approve on signers %s and get on nodes: use kubeadm's "
                   "admin.conf (cluster-admin)." % SIGNER)
+# The API server's in-cluster names, which kubeadm puts in its serving certificate (signed by the same
+# cluster CA): cmd/kubeadm/app/util/pkiutil/pki_helpers.go GetAPIServerAltNames.  A node may write any
+# address into its own Node status (NodeRestriction lets it), so these are refused whatever the Node says.
+API_SERVER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
+API_SERVER_NAME_PREFIX = "kubernetes.default.svc."
 # Node address types and what kubelet puts in its serving CSR for each (kubelet.go addressesToHostnamesAndIPs).
 _DNS_TYPES = ("InternalDNS", "ExternalDNS")
 _IP_TYPES = ("InternalIP", "ExternalIP")
@@ -158,11 +167,56 @@ def _node_name(username):
     return None
 
 
-def evaluate(csr, fields, node):
+def make_policy(allowed_networks=None, allowed_dns_suffixes=None):
+    """The operator's limits on SANs beyond the Node's addresses; InputError naming a bad value."""
+    networks = []
+    for text in allowed_networks or []:
+        try:
+            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError:
+            raise InputError("allowed_networks: %r is not a network in CIDR notation (for example 10.0.0.0/16 or "
+                             "fd00::/64)." % (text,))
+    suffixes = []
+    for text in allowed_dns_suffixes or []:
+        suffix = str(text).strip().strip(".").lower()
+        if not suffix:
+            raise InputError("allowed_dns_suffixes: %r is empty; give a domain such as nodes.example.com." % (text,))
+        suffixes.append(suffix)
+    return {"networks": networks, "dns_suffixes": suffixes}
+
+
+def _in_suffixes(name, suffixes):
+    name = name.lower().rstrip(".")
+    return any(name == s or name.endswith("." + s) for s in suffixes)
+
+
+def _policy_reasons(fields, policy, node_name):
+    reasons = []
+    reserved = [n for n in fields["dns_names"]
+                if n.lower() in API_SERVER_NAMES or n.lower().startswith(API_SERVER_NAME_PREFIX)]
+    if reserved:
+        reasons.append("DNS names %s are the API server's in-cluster names, never a kubelet's" % ", ".join(reserved))
+    if policy and policy["networks"]:
+        outside = [ip for ip in fields["ip_addresses"] if not any(_ip(ip) in net for net in policy["networks"])]
+        if outside:
+            reasons.append("IP addresses %s are outside allowed_networks (%s)"
+                           % (", ".join(outside), ", ".join(str(n) for n in policy["networks"])))
+    if policy and policy["dns_suffixes"]:
+        # The node's own name is its identity (the CN its client certificate proves), under any suffix or none.
+        outside = [n for n in fields["dns_names"]
+                   if n.lower() != (node_name or "").lower() and not _in_suffixes(n, policy["dns_suffixes"])]
+        if outside:
+            reasons.append("DNS names %s are outside allowed_dns_suffixes (%s)"
+                           % (", ".join(outside), ", ".join(policy["dns_suffixes"])))
+    return reasons
+
+
+def evaluate(csr, fields, node, policy=None):
     """Every reason not to approve ``csr`` (empty: approve).
 
     ``fields``: parse_request() of its request (None when it did not parse; the parse reason is the
     caller's).  ``node``: the Node object of the name in the subject, or None when it does not exist.
+    ``policy``: make_policy() (None: no limits beyond the Node's addresses).
     """
     spec = csr.get("spec") or {}
     reasons = []
@@ -204,7 +258,7 @@ def evaluate(csr, fields, node):
             known = sorted(dns) + sorted(str(ip) for ip in ips)
             reasons.append("subject alternative names %s are not addresses of node %s (its addresses: %s)"
                            % (", ".join(foreign), subject_node, ", ".join(known) or "none"))
-    return reasons
+    return reasons + _policy_reasons(fields, policy, subject_node)
 
 
 def _summary(csr, fields, subject_node):
@@ -264,7 +318,7 @@ def _set_condition(client, csr, condition):
                           "%s/%s/approval" % (CSR_PATH, quote(name, safe="")), body=body, forbidden_hint=FORBIDDEN_HINT)
 
 
-def review(csr, client, node_cache):
+def review(csr, client, node_cache, policy=None):
     """(verdict, summary, reasons) for one CSR: verdict ``approve``, ``reject`` or the state it is already in."""
     state = approval_state(csr)
     fields, parse_reason = None, None
@@ -279,11 +333,12 @@ def review(csr, client, node_cache):
     if state != "pending":
         return state, summary, []
     node = _get_node(client, subject_node, node_cache) if subject_node else None
-    reasons = ([parse_reason] if parse_reason else []) + evaluate(csr, fields, node)
+    reasons = ([parse_reason] if parse_reason else []) + evaluate(csr, fields, node, policy)
     return ("reject" if reasons else "approve"), summary, reasons
 
 
-def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=False, page_size=500):
+def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=False, page_size=500,
+                         allowed_networks=None, allowed_dns_suffixes=None):
     """Approve every pending kubelet-serving CSR that passes ``evaluate``; the result lists.
 
     ``names``: only these CSRs (others are not reported).  Returns a dict with ``approved``,
@@ -292,6 +347,7 @@ def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=Fals
     """
     if names is not None and any(not isinstance(n, str) or not n for n in names):
         raise InputError("names must be a list of CSR names (strings); got %r." % (names,))
+    policy = make_policy(allowed_networks, allowed_dns_suffixes)
     items = _list(client, page_size)
     wanted = set(names) if names is not None else None
     result = {"approved": [], "denied": [], "pending": [], "already_decided": [], "not_found": []}
@@ -301,7 +357,7 @@ def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=Fals
         items = [c for c in items if (c.get("metadata") or {}).get("name") in wanted]
     node_cache = {}
     try:
-        _decide_all(client, items, deny_invalid, check_mode, result, node_cache)
+        _decide_all(client, items, deny_invalid, check_mode, result, node_cache, policy)
     except CplaneError as error:
         # What was approved or denied before the failure is returned with it.
         error.result.update(result, changed=bool(result["approved"] or result["denied"]) and not check_mode)
@@ -310,10 +366,10 @@ def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=Fals
     return result
 
 
-def _decide_all(client, items, deny_invalid, check_mode, result, node_cache):
+def _decide_all(client, items, deny_invalid, check_mode, result, node_cache, policy):
     for csr in sorted(items, key=lambda c: (c.get("metadata") or {}).get("name") or ""):
         for attempt in (1, 2):
-            verdict, summary, reasons = review(csr, client, node_cache)
+            verdict, summary, reasons = review(csr, client, node_cache, policy)
             try:
                 _act(client, csr, verdict, summary, reasons, deny_invalid, check_mode, result)
                 break

@@ -22,7 +22,8 @@ description:
     Every DNS and IP subject alternative name (at least one) is an address of that Node object
     (C(status.addresses), mapped as kubelet maps them), and there are no e-mail or URI SANs.
     The key usages are exactly C(digital signature) and C(server auth), optionally with C(key encipherment).
-    The request's signature verifies, and the Node exists.
+    The request's signature verifies, and the Node exists. No DNS name is one of the API server's
+    in-cluster names, and the SANs lie within O(allowed_networks) and O(allowed_dns_suffixes) when they are set.
   - Any other pending kubelet serving CSR stays pending and is returned in RV(pending) with its reasons,
     or is denied with those reasons when O(deny_invalid=true).
   - CSRs that are already approved, denied or failed are left alone (RV(already_decided)). CSRs of other signers
@@ -51,6 +52,22 @@ options:
       - Only consider the CSRs with these names. Names that are not kubelet serving CSRs are returned in
         RV(not_found).
       - Default is every kubelet serving CSR.
+    type: list
+    elements: str
+  allowed_networks:
+    description:
+      - Networks in CIDR notation (for example C(10.0.0.0/16), C(fd00::/64)). When set, every IP subject alternative
+        name must also lie in one of them.
+      - A kubelet writes its own Node's C(status.addresses), so without limits a compromised node could list any
+        address there and then request a certificate for it. This option and O(allowed_dns_suffixes) bound that.
+    type: list
+    elements: str
+  allowed_dns_suffixes:
+    description:
+      - Domains (for example C(nodes.example.com)). When set, every DNS subject alternative name must be one of them
+        or end with C(.<domain>). The node's own name is always allowed.
+      - The API server's in-cluster names (C(kubernetes), C(kubernetes.default), C(kubernetes.default.svc) and
+        C(kubernetes.default.svc.*)) are refused whatever this option says.
     type: list
     elements: str
   deny_invalid:
@@ -95,9 +112,11 @@ EXAMPLES = r"""
     msg: "{{ item.name }} ({{ item.requester }}): {{ item.reasons | join('; ') }}"
   loop: "{{ csrs.pending }}"
 
-- name: Deny forged requests
+- name: Deny forged requests; only node IPs in the node network, only names under the nodes' domain
   cplane.kubeadm.kubelet_csr_approve:
     kubeconfig: /etc/kubernetes/admin.conf
+    allowed_networks: [10.0.0.0/16]
+    allowed_dns_suffixes: [nodes.example.com]
     deny_invalid: true
   become: true
   run_once: true
@@ -168,6 +187,8 @@ def main():
     module = AnsibleModule(
         argument_spec=_k8s_client.k8s_argument_spec(
             names=dict(type="list", elements="str"),
+            allowed_networks=dict(type="list", elements="str"),
+            allowed_dns_suffixes=dict(type="list", elements="str"),
             deny_invalid=dict(type="bool", default=False),
             page_size=dict(type="int", default=500),
             timeout=dict(type="float", default=60),
@@ -178,7 +199,9 @@ def main():
     try:
         with _k8s_client.connect(timeout=module.params["timeout"], **_k8s_client.auth_params(module.params)) as client:
             result = approve_kubelet_csrs(client, names=module.params["names"], deny_invalid=module.params["deny_invalid"],
-                                          check_mode=module.check_mode, page_size=module.params["page_size"])
+                                          check_mode=module.check_mode, page_size=module.params["page_size"],
+                                          allowed_networks=module.params["allowed_networks"],
+                                          allowed_dns_suffixes=module.params["allowed_dns_suffixes"])
     except CplaneError as err:
         fail_from(module, err, changed=False)
     module.exit_json(**result)

@@ -13,6 +13,7 @@ signer only signs approved ones, which these tests do not read.
 import base64
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -170,6 +171,29 @@ def test_deny_invalid_denies_with_reasons_and_leaves_good_ones_to_approval(lab, 
     assert (condition["type"], condition["status"], condition["reason"]) == ("Denied", "True", "CplaneKubeadmDenied")
     assert "10.99.0.1" in condition["message"] and "not addresses of node w1" in condition["message"]
     assert [(s["name"], s["state"]) for s in run(lab, names=[forged])["already_decided"]] == [(forged, "denied")]
+
+
+def test_allowed_networks_refuse_an_address_the_node_wrote_into_its_own_status(lab, key):
+    """NodeRestriction lets a node patch its own status.addresses: w2 adds an ExternalIP it does not own."""
+    agent = lab.agents["w2"]
+    agent.extra_addresses = [{"type": "ExternalIP", "address": "192.0.2.50"}]
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            addresses = [a["address"] for a in lab.admin.get("/api/v1/nodes/w2")["status"]["addresses"]]
+            if "192.0.2.50" in addresses:
+                break
+            time.sleep(0.5)
+        assert "192.0.2.50" in addresses
+        name = create_csr(agent.api, kubelet_request(key, "w2", ["w2"], [W2["ip"], "192.0.2.50"]))["metadata"]["name"]
+        unbounded = run(lab, check=True, names=[name])
+        assert [a["name"] for a in unbounded["approved"]] == [name]
+        bounded = run(lab, names=[name], allowed_networks=["127.0.0.0/8"], allowed_dns_suffixes=["lab.internal"])
+        assert bounded["approved"] == [] and bounded["changed"] is False
+        assert bounded["pending"][0]["reasons"] == ["IP addresses 192.0.2.50 are outside allowed_networks (127.0.0.0/8)"]
+        assert "conditions" not in (read(lab, name).get("status") or {})
+    finally:
+        agent.extra_addresses = []
 
 
 def test_a_kubeconfig_without_approve_permission_fails_naming_what_is_needed(lab, key, tmp_path):

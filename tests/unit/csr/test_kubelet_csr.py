@@ -70,8 +70,8 @@ def test_another_nodes_ip_is_refused_and_named(key):
 
 
 def test_an_extra_dns_name_is_refused(key):
-    reasons = reasons_for(csr(request(key, dns=("w1", "kubernetes.default.svc"))))
-    assert len(reasons) == 1 and "kubernetes.default.svc" in reasons[0]
+    reasons = reasons_for(csr(request(key, dns=("w1", "vault.example.com"))))
+    assert len(reasons) == 1 and "vault.example.com are not addresses of node w1" in reasons[0]
 
 
 def test_a_request_without_any_san_is_refused(key):
@@ -251,3 +251,40 @@ def test_a_failure_returns_what_was_already_approved(key):
     with pytest.raises(OperationFailed) as caught:
         _csr.approve_kubelet_csrs(client)
     assert [a["name"] for a in caught.value.result["approved"]] == ["a"] and caught.value.result["changed"] is True
+
+
+def test_the_api_servers_in_cluster_names_are_refused_even_when_the_node_lists_them(key):
+    """A node writes its own status.addresses (NodeRestriction allows it): a compromised one could list these."""
+    node = {"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.21"}, {"type": "Hostname", "address": "w1"},
+                                     {"type": "InternalDNS", "address": "kubernetes.default.svc"},
+                                     {"type": "ExternalDNS", "address": "kubernetes.default.svc.cluster.local"}]}}
+    pem = request(key, dns=("w1", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
+    assert reasons_for(csr(pem), {"w1": node}) == [
+        "DNS names kubernetes.default.svc, kubernetes.default.svc.cluster.local are the API server's in-cluster names, "
+        "never a kubelet's"]
+
+
+def test_allowed_networks_and_dns_suffixes_limit_what_a_node_may_claim(key):
+    pem = request(key, dns=("w1", "w1.internal", "W1.example.com"), ips=("10.0.0.21", "203.0.113.21"))
+    fields = _csr.parse_request(pem)
+    policy = _csr.make_policy(["10.0.0.0/16"], ["example.com."])
+    assert _csr.evaluate(csr(pem), fields, NODES["w1"], policy) == [
+        "IP addresses 203.0.113.21 are outside allowed_networks (10.0.0.0/16)",
+        "DNS names w1.internal are outside allowed_dns_suffixes (example.com)"]
+    # The node's own name passes any suffix list; a v6 address is outside a v4 network, not an error.
+    roomy = _csr.make_policy(["10.0.0.0/8", "203.0.113.0/24", "fd00::/64"], ["internal", "example.com"])
+    assert _csr.evaluate(csr(pem), fields, NODES["w1"], roomy) == []
+    v6 = request(key, dns=("w1",), ips=("fd00::21",))
+    assert "outside allowed_networks" in _csr.evaluate(csr(v6), _csr.parse_request(v6), NODES["w1"],
+                                                       _csr.make_policy(["10.0.0.0/8"], None))[0]
+
+
+@pytest.mark.parametrize("networks, suffixes, message", [
+    (["10.0.0.0/33"], None, "allowed_networks: '10.0.0.0/33' is not a network"),
+    (["w1"], None, "allowed_networks: 'w1' is not a network"),
+    (None, ["."], "allowed_dns_suffixes: '.' is empty"),
+])
+def test_bad_policy_values_are_named(networks, suffixes, message):
+    with pytest.raises(InputError) as caught:
+        _csr.make_policy(networks, suffixes)
+    assert caught.value.msg.startswith(message)
