@@ -12,16 +12,18 @@ signer only signs approved ones, which these tests do not read.
 """
 import base64
 import json
+import os
 import subprocess
 import time
 
 import pytest
 
 from tests.lab import pki
-from tests.lab.ansible_run import run_module
+from tests.lab.ansible_run import ROOT, run_module, run_playbook
 from tests.lab.control_plane import ApiError
 from tests.lab.kubeadm import LabBinaryMissing, real_binary
 
+PLAYBOOK = os.path.join(ROOT, "playbooks", "kubelet_serving_certs.yml")
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 SERVING = ("digital signature", "server auth")
 W1 = {"ip": "127.0.0.11", "extra": [{"type": "ExternalIP", "address": "127.0.1.11"},
@@ -207,3 +209,33 @@ def test_a_kubeconfig_without_approve_permission_fails_naming_what_is_needed(lab
     assert "forbidden (403)" in result["msg"] and "certificatesigningrequests/approval" in result["msg"]
     assert "BEGIN" not in result["msg"]
     assert "conditions" not in (read(lab, name).get("status") or {})
+
+
+def approvals(run):
+    found = [r for r in run.results if r["action"] == "cplane.kubeadm.kubelet_csr_approve"]
+    assert found, [(r["task"], r["action"], r["status"]) for r in run.results]
+    return found
+
+
+def test_playbook_approves_the_good_one_and_fails_listing_what_stays_pending(lab, key):
+    good = create_csr(lab.agents["w1"].api, kubelet_request(key, "w1", ["w1"], [W1["ip"]]))["metadata"]["name"]
+    forged = create_csr(lab.agents["w1"].api, kubelet_request(key, "w1", ["w1", "vault.example.com"], [W1["ip"]]))
+    forged = forged["metadata"]["name"]
+    extra = {"target": "localhost", "kubelet_serving_certs_become": False,
+             "kubelet_serving_certs_kubeconfig": lab.admin_kubeconfig, "kubelet_serving_certs_fail_on_pending": True}
+
+    checked = run_playbook(PLAYBOOK, extra, check=True)
+    [approval] = approvals(checked)
+    assert good in [a["name"] for a in approval["result"]["approved"]]
+    assert "conditions" not in (read(lab, good).get("status") or {})
+
+    run = run_playbook(PLAYBOOK, extra)
+    assert run.rc != 0, run.output[-3000:]
+    [approval] = approvals(run)
+    assert approval["status"] == "ok" and good in [a["name"] for a in approval["result"]["approved"]]
+    assert read(lab, good)["status"]["conditions"][0]["reason"] == "CplaneKubeadmApproved"
+    [failure] = run.task("Fail when requests were left pending")
+    assert failure["status"] == "failed"
+    left = failure["result"]["msg"]["left_pending"]
+    assert "vault.example.com are not addresses of node w1" in " ".join(left[forged])
+    assert "conditions" not in (read(lab, forged).get("status") or {})
