@@ -297,7 +297,7 @@ def _get_node(client, name, cache):
         try:
             cache[name] = client.request("reading node %s" % name, "GET", "/api/v1/nodes/%s" % quote(name, safe=""),
                                          forbidden_hint=FORBIDDEN_HINT)
-        except Exception as error:
+        except CplaneError as error:
             if getattr(error, "status", None) != 404:
                 raise
             cache[name] = None
@@ -343,7 +343,8 @@ def approve_kubelet_csrs(client, names=None, deny_invalid=False, check_mode=Fals
 
     ``names``: only these CSRs (others are not reported).  Returns a dict with ``approved``,
     ``denied``, ``pending`` (with ``reasons``), ``already_decided`` (already approved, denied or failed;
-    with ``state``), ``not_found`` (names given that are no kubelet-serving CSR) and ``changed``.
+    with ``state``), ``not_found`` (names given that are no kubelet-serving CSR, and CSRs deleted
+    during the run) and ``changed``.
     """
     if names is not None and any(not isinstance(n, str) or not n for n in names):
         raise InputError("names must be a list of CSR names (strings); got %r." % (names,))
@@ -373,12 +374,22 @@ def _decide_all(client, items, deny_invalid, check_mode, result, node_cache, pol
             try:
                 _act(client, csr, verdict, summary, reasons, deny_invalid, check_mode, result)
                 break
-            except Exception as error:
-                if getattr(error, "status", None) != 409 or attempt == 2:
+            except CplaneError as error:
+                status = getattr(error, "status", None)
+                if status == 404:   # deleted since it was listed (kube-controller-manager's csrcleaner, an operator)
+                    result["not_found"].append(summary["name"])
+                    break
+                if status != 409 or attempt == 2:
                     raise
-                # Changed since it was listed (a kubelet's retry, another approver): read it again and decide anew.
+            # Changed since it was listed (a kubelet's retry, another approver): read it again and decide anew.
+            try:
                 csr = client.request("reading CSR %s" % summary["name"], "GET",
                                      "%s/%s" % (CSR_PATH, quote(summary["name"], safe="")), forbidden_hint=FORBIDDEN_HINT)
+            except CplaneError as error:
+                if getattr(error, "status", None) != 404:
+                    raise
+                result["not_found"].append(summary["name"])
+                break
 
 
 def _act(client, csr, verdict, summary, reasons, deny_invalid, check_mode, result):

@@ -170,7 +170,7 @@ already_decided:
   contains:
     state: {description: "V(approved), V(denied) or V(failed).", type: str}
 not_found:
-  description: Names from O(names) that are not kubelet serving CSRs.
+  description: Names from O(names) that are not kubelet serving CSRs, and CSRs deleted while the module ran.
   returned: always
   type: list
   elements: str

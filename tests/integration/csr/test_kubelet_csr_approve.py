@@ -198,7 +198,7 @@ def test_allowed_networks_refuse_an_address_the_node_wrote_into_its_own_status(l
         agent.extra_addresses = []
 
 
-def test_a_kubeconfig_without_approve_permission_fails_naming_what_is_needed(lab, key, tmp_path):
+def test_a_kubeconfig_without_approve_permission_fails_naming_what_is_needed(lab, key):
     """A node's own credentials may create CSRs but not approve them: the module fails with the permissions needed."""
     name = create_csr(lab.agents["w2"].api, kubelet_request(key, "w2", ["w2"], [W2["ip"]]))["metadata"]["name"]
     directory = "%s/credentials/kubelet-w2" % lab.workdir

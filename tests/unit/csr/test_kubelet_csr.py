@@ -154,11 +154,12 @@ def test_node_addresses_map_as_kubelet_maps_them():
 class FakeClient(object):
     """Serves a list of CSR objects and Nodes; records approval PUTs. ``conflicts``: names whose first PUT gets 409."""
 
-    def __init__(self, csrs, nodes=None, conflicts=()):
+    def __init__(self, csrs, nodes=None, conflicts=(), deleted=()):
         self.csrs = {c["metadata"]["name"]: c for c in csrs}
         self.nodes = NODES if nodes is None else nodes
         self.puts = []
         self.conflicts = set(conflicts)
+        self.deleted = set(deleted)   # listed, then gone before the PUT
 
     def request(self, what, method, path, body=None, forbidden_hint=None, **query):
         if method == "GET" and path == _csr.CSR_PATH:
@@ -175,6 +176,10 @@ class FakeClient(object):
             return self.csrs[path.rsplit("/", 1)[1]]
         assert method == "PUT" and path.endswith("/approval"), (method, path)
         name = path.split("/")[-2]
+        if name in self.deleted:
+            error = OperationFailed("%s: 404" % what)
+            error.status = 404
+            raise error
         if name in self.conflicts:
             self.conflicts.discard(name)
             error = OperationFailed("%s: 409" % what)
@@ -288,3 +293,31 @@ def test_bad_policy_values_are_named(networks, suffixes, message):
     with pytest.raises(InputError) as caught:
         _csr.make_policy(networks, suffixes)
     assert caught.value.msg.startswith(message)
+
+
+def test_a_request_deleted_during_the_run_is_reported_not_fatal(key):
+    client = FakeClient([csr(request(key), name="a"), csr(request(key), name="gone")], deleted={"gone"})
+    result = _csr.approve_kubelet_csrs(client)
+    assert [a["name"] for a in result["approved"]] == ["a"] and result["not_found"] == ["gone"]
+
+
+def test_a_request_approved_by_someone_else_meanwhile_is_left_alone(key):
+    client = FakeClient([csr(request(key), name="raced")], conflicts={"raced"})
+    client.csrs["raced"] = csr(request(key), name="raced", conditions=[{"type": "Approved", "status": "True",
+                                                                        "reason": "Operator"}])
+    listed = [csr(request(key), name="raced")]
+    client.request = _listing(client, listed)
+    result = _csr.approve_kubelet_csrs(client)
+    assert result["approved"] == [] and [(d["name"], d["state"]) for d in result["already_decided"]] == [("raced", "approved")]
+    assert client.puts == []
+
+
+def _listing(client, listed):
+    """The list call answers ``listed`` (the state before a race); every other call goes to the fake as is."""
+    original = client.request
+
+    def request(what, method, path, **kwargs):
+        if method == "GET" and path == _csr.CSR_PATH:
+            return {"items": listed, "metadata": {}}
+        return original(what, method, path, **kwargs)
+    return request
