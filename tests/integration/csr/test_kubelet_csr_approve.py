@@ -6,11 +6,14 @@ fills spec.username/groups exactly as for a real kubelet.  The request PEMs are 
 (ECDSA P-256 key, CN system:node:<name>, O system:nodes, the node's addresses as SANs, usages
 digital signature + server auth: client-go util/certificate/certificate_manager.go).
 
-No kube-controller-manager runs in the lab; that does not change any outcome here: its approver
-(pkg/controller/certificates/approver/sarapprove.go) never approves kubelet-serving CSRs, and its
-signer only signs approved ones, which these tests do not read.
+No kube-controller-manager runs in the lab's control plane; that does not change any outcome here:
+its approver (pkg/controller/certificates/approver/sarapprove.go) never approves kubelet-serving
+CSRs, and its signer only signs approved ones.  The last test starts the real one (csrapproving and
+csrsigning, as kubeadm configures them) when it is built, and checks both: the request this module
+approved is signed by the cluster CA, an older pending one stays pending.
 """
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -21,7 +24,7 @@ import pytest
 from tests.lab import pki
 from tests.lab.ansible_run import ROOT, run_module, run_playbook
 from tests.lab.control_plane import ApiError
-from tests.lab.kubeadm import LabBinaryMissing, real_binary
+from tests.lab.kubeadm import LabBinaryMissing, k8s_versions, real_binary
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "kubelet_serving_certs.yml")
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
@@ -239,3 +242,68 @@ def test_playbook_approves_the_good_one_and_fails_listing_what_stays_pending(lab
     left = failure["result"]["msg"]["left_pending"]
     assert "vault.example.com are not addresses of node w1" in " ".join(left[forged])
     assert "conditions" not in (read(lab, forged).get("status") or {})
+
+
+@contextlib.contextmanager
+def controller_manager(lab):
+    """The real kube-controller-manager (the lab's version, else the minor before: the skew policy allows it)
+    with the CSR controllers and the flags kubeadm gives it (cluster CA as signer, per-controller service
+    account credentials: cmd/kubeadm/app/phases/controlplane/manifests.go getControllerManagerCommand)."""
+    binary = None
+    for version in [lab.version] + [v for v in reversed(k8s_versions()) if v != lab.version]:
+        try:
+            binary = real_binary("kube-controller-manager", version)
+            break
+        except LabBinaryMissing:
+            continue
+    if binary is None:
+        pytest.skip("kube-controller-manager is not built (scripts/lab-binaries --all builds it)")
+    pki_dir = lab.node.pki_dir
+    log_path = os.path.join(lab.workdir, "kube-controller-manager.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([binary, "--kubeconfig", os.path.join(lab.node.kubeconfig_dir, "controller-manager.conf"),
+                                 "--controllers=csrapproving,csrsigning", "--leader-elect=false", "--secure-port=0",
+                                 "--use-service-account-credentials=true",
+                                 "--cluster-signing-cert-file", os.path.join(pki_dir, "ca.crt"),
+                                 "--cluster-signing-key-file", os.path.join(pki_dir, "ca.key")],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_real_controller_manager_signs_what_was_approved_and_approves_nothing_itself(lab, key):
+    from cryptography import x509
+    w1 = lab.agents["w1"].api
+    with controller_manager(lab) as (proc, log_path):
+        older = create_csr(w1, kubelet_request(key, "w1", ["w1"], [W1["ip"]]))["metadata"]["name"]
+        good = create_csr(w1, kubelet_request(key, "w1", ["w1", "w1.lab.internal"], [W1["ip"]]))["metadata"]["name"]
+        assert [a["name"] for a in run(lab, names=[good])["approved"]] == [good]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (read(lab, good).get("status") or {}).get("certificate"):
+            assert proc.poll() is None, tail(log_path)
+            time.sleep(0.5)
+        signed = read(lab, good)["status"]
+        assert signed.get("certificate"), tail(log_path)
+        cert = x509.load_pem_x509_certificate(base64.b64decode(signed["certificate"]))
+        with open(os.path.join(lab.node.pki_dir, "ca.crt"), "rb") as handle:
+            ca = x509.load_pem_x509_certificate(handle.read())
+        cert.verify_directly_issued_by(ca)   # signed by kubeadm's cluster CA, or raises
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sorted(san.get_values_for_type(x509.DNSName)) == ["w1", "w1.lab.internal"]
+        assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [W1["ip"]]
+        assert cert.subject.rfc4514_string() == "CN=system:node:w1,O=system:nodes"
+        # kube-controller-manager's approver saw the older request first (one informer, one queue) and left it.
+        assert "conditions" not in (read(lab, older).get("status") or {})
+        assert [p["name"] for p in run(lab, check=True, names=[older])["approved"]] == [older]
+
+
+def tail(path, size=3000):
+    with open(path, errors="replace") as handle:
+        return handle.read()[-size:]
