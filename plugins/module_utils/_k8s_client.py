@@ -283,9 +283,21 @@ class KubeClient(object):
         the client's models for thousands of nodes costs far more time and memory than the few
         fields a check needs (docs/benchmarks/node_version_check.md).
         """
+        return self.request(what, "GET", path, **query)
+
+    def request(self, what, method, path, body=None, forbidden_hint=None, **query):
+        """``method`` on ``path`` with the JSON ``body`` and ``query``; the decoded JSON response as plain dicts.
+
+        ``forbidden_hint`` replaces the default advice of a 403 (read access to nodes and pods) with
+        what this request needs.  A non-2xx answer raises OperationFailed/ConnectionFailure with
+        ``.status`` set, so callers can handle one status (409 Conflict, 404 Not Found).
+        """
         params = [(key, value) for key, value in sorted(query.items()) if value is not None]
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         method, url, headers, body, post = self.api_client.param_serialize(
-            "GET", path, query_params=params, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            method, path, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"])
 
         def request_and_read(**kwargs):
             # The body is read here, inside call(): a slow or cut-short body is the request's failure too.
@@ -294,7 +306,7 @@ class KubeClient(object):
 
         response, data = self.call(what, request_and_read)
         if not 200 <= response.status < 300:
-            raise self._status_error(what, response.status, response.reason, data)
+            raise self._status_error(what, response.status, response.reason, data, forbidden_hint)
         try:
             return json.loads(data)
         except ValueError:
@@ -320,12 +332,12 @@ class KubeClient(object):
                                  "overloaded, or something between answers too slowly). Check kube-apiserver's health and the "
                                  "address in %s, or raise timeout." % (what, self.host, _seconds(self.deadline.seconds), self.source))
 
-    def _status_error(self, what, status, reason, body):
-        error = self._status_failure(what, status, reason, body)
+    def _status_error(self, what, status, reason, body, forbidden_hint=None):
+        error = self._status_failure(what, status, reason, body, forbidden_hint)
         error.status = status  # for callers that handle one status (410: restart a paginated list)
         return error
 
-    def _status_failure(self, what, status, reason, body):
+    def _status_failure(self, what, status, reason, body, forbidden_hint=None):
         message = ""
         try:
             message = json.loads(body or "{}").get("message", "")
@@ -337,8 +349,9 @@ class KubeClient(object):
                                      "certificate may be expired or from another cluster, or the token revoked: renew it "
                                      "(kubeadm certs renew admin.conf) or pass valid credentials." % (what, self.host, self.source))
         if status == 403:
-            return OperationFailed("%s: forbidden (403) for the user in %s: %s. Use a kubeconfig whose user may read nodes and "
-                                   "kube-system pods (kubeadm's admin.conf)." % (what, self.source, message))
+            return OperationFailed("%s: forbidden (403) for the user in %s: %s. %s" % (
+                what, self.source, message, forbidden_hint or "Use a kubeconfig whose user may read nodes and kube-system "
+                "pods (kubeadm's admin.conf)."))
         return OperationFailed("%s: the API server at %s answered %s %s%s." % (
             what, self.host, status, reason or "", (": " + message) if message else ""))
 

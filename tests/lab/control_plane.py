@@ -143,11 +143,14 @@ class ApiKubelet(KubeletDouble):
     """
 
     def __init__(self, node_name, node_root, api, kubelet_version, address="127.0.0.1", sync_interval=1.0,
-                 healthz_port=None, **kwargs):
+                 healthz_port=None, extra_addresses=(), **kwargs):
         super().__init__(node_name, node_root, **kwargs)
         self.api = api
         self.kubelet_version = kubelet_version
         self.address = address
+        # Further status.addresses ({"type": "ExternalIP", "address": ...}), as a cloud provider or
+        # kubelet's --node-ip would add them, after InternalIP and Hostname.
+        self.extra_addresses = [dict(a) for a in extra_addresses]
         self.sync_interval = sync_interval
         self.healthz_port = healthz_port or free_port()
         self.node_uid = None
@@ -192,7 +195,8 @@ class ApiKubelet(KubeletDouble):
         resources = {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage": "20Gi"}
         return {
             "conditions": conditions,
-            "addresses": [{"type": "InternalIP", "address": self.address}, {"type": "Hostname", "address": self.node_name}],
+            "addresses": [{"type": "InternalIP", "address": self.address},
+                          {"type": "Hostname", "address": self.node_name}] + self.extra_addresses,
             "capacity": resources, "allocatable": resources,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.healthz_port}},
             "nodeInfo": {
@@ -423,9 +427,14 @@ class ControlPlaneLab(object):
         return ApiClient(self.url, os.path.join(directory, "ca.crt"), os.path.join(directory, "client.crt"),
                          os.path.join(directory, "client.key"))
 
-    def add_node(self, name, kubelet_version, timeout=60):
-        """Start a kubelet agent for node ``name`` (no static pods) and wait until its Node is registered."""
-        agent = ApiKubelet(name, os.path.join(self.workdir, "nodes", name), self.kubelet_client(name), kubelet_version)
+    def add_node(self, name, kubelet_version, timeout=60, address="127.0.0.1", extra_addresses=()):
+        """Start a kubelet agent for node ``name`` (no static pods) and wait until its Node is registered.
+
+        ``address``: the node's InternalIP; ``extra_addresses``: further ``status.addresses`` entries.
+        The agent's ``api`` is an ApiClient authenticated as the node (system:node:<name>, system:nodes).
+        """
+        agent = ApiKubelet(name, os.path.join(self.workdir, "nodes", name), self.kubelet_client(name), kubelet_version,
+                           address=address, extra_addresses=extra_addresses)
         self.agents[name] = agent.start()
         if not agent.registered.wait(timeout):
             raise AssertionError("node %s did not register within %ss: %r" % (name, timeout, agent.agent_errors[-5:]))

@@ -104,6 +104,20 @@ def issue(ca, cn, o=None, eku=(table.CLIENT_AUTH,), dns=(), ips=(), days=table.L
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+def csr_pem(key, cn, organizations=(), dns=(), ips=(), emails=(), uris=()):
+    """A PEM certificate request as kubelet's certificate manager builds one (client-go util/cert/csr.go
+    MakeCSRFromTemplate):
+    subject CN/O and the SANs given, signed with ``key``; ``organizations`` may hold several O values."""
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    sans = ([x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+            + [x509.RFC822Name(e) for e in emails] + [x509.UniformResourceIdentifier(u) for u in uris])
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 def write(path, data, mode):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:

@@ -42,3 +42,11 @@ def test_etcd_module_without_etcd3_is_a_missing_library_message(tmp_path):
     result = run_module("etcd_member_info", {"endpoints": ["https://127.0.0.1:1"]}, env={"PYTHONPATH": str(tmp_path / "lib")})
     assert_clean(result)
     assert result["msg"].startswith("Failed to import the required Python library (etcd3 >= 0.12.0)")
+
+
+def test_kubelet_csr_approve_with_debian12_cryptography_names_the_version_needed(tmp_path):
+    """The CSR checks parse requests with cryptography: an old one is refused before any API call."""
+    result = run_module("kubelet_csr_approve", {"host": "https://127.0.0.1:1"},
+                        env=shadow_library(tmp_path / "lib", "cryptography", "38.0.4"))
+    assert_clean(result)
+    assert "cryptography >= 39.0" in result["msg"] and "38.0.4" in result["msg"]
