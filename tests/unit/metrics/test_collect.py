@@ -20,10 +20,10 @@ def samples(text):
         if not line or line.startswith("#"):
             continue
         series, value = line.rsplit(" ", 1)
-        name, _, labels = series.partition("{")
+        name, _brace, labels = series.partition("{")
         pairs = []
         for part in labels.rstrip("}").split('",') if labels else []:
-            key, _, val = part.partition('="')
+            key, _quote, val = part.partition('="')
             pairs.append((key, val.rstrip('"')))
         out[(name, frozenset(pairs))] = float(value)
     return out
