@@ -149,4 +149,10 @@ def test_certificate_and_restart_alerts_fire_from_the_shipped_rules(monitored):
     assert set(prometheus.query("cplane_kubeadm_collector_success").values()) == {1.0}
     assert set(prometheus.query("cplane_kubeadm_control_plane_nodes").values()) == {3.0}
     assert set(prometheus.query("cplane_kubeadm_etcd_voting_members").values()) == {3.0}
+    sizes = prometheus.query("cplane_kubeadm_etcd_db_size_bytes")
+    assert sorted(dict(labels)["member"] for labels in sizes) == ["cp1", "cp2", "cp3"] and min(sizes.values()) > 0
+    assert len(prometheus.query("cplane_kubeadm_etcd_db_fragmentation_ratio")) == 3
+    assert len(prometheus.query("cplane_kubeadm_etcd_leader_changes_seen_total >= 1")) == 3
+    snapshot = prometheus.query('cplane_kubeadm_run_last_success_timestamp_seconds{step="snapshot"}')
+    assert len(snapshot) == 1 and abs(time.time() - 3600 - list(snapshot.values())[0]) < 300
     print("monitoring integration: %.1f s" % (time.monotonic() - started))

@@ -151,3 +151,66 @@ def test_bad_paths_are_refused_with_what_to_do(tmp_path, name, message):
 def test_unknown_collector_is_refused():
     with pytest.raises(InputError, match="unknown collector"):
         collect.collect({}, ["bogus"])
+
+
+class FakeApi(object):
+    """Answers the reads of the node_version_check backend with plain JSON, as the API would."""
+
+    def __init__(self, nodes, pods):
+        self.nodes = nodes
+        self.pods = pods
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get(self, what, path, **query):
+        if path == "/version":
+            return {"gitVersion": "v1.30.4"}
+        if path == "/api/v1/nodes":
+            return {"items": self.nodes, "metadata": {}}
+        if path.endswith("/pods"):
+            return {"items": self.pods, "metadata": {}}
+        return {"items": []}
+
+
+def api_node(name, kubelet="v1.30.4", roles=(), ready=True):
+    return {"metadata": {"name": name, "labels": {"node-role.kubernetes.io/%s" % r: "" for r in roles}},
+            "status": {"nodeInfo": {"kubeletVersion": kubelet},
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def static_pod(node, component, version, restarts):
+    return {"metadata": {"name": "%s-%s" % (component, node), "labels": {"component": component}},
+            "spec": {"nodeName": node, "containers": [{"name": component,
+                                                        "image": "registry.k8s.io/%s:%s" % (component, version)}]},
+            "status": {"containerStatuses": [{"name": component, "restartCount": restarts}]}}
+
+
+def test_kubernetes_collector_counts_control_planes_restarts_and_skew(monkeypatch):
+    from ansible_collections.cplane.kubeadm.plugins.module_utils import _k8s_client
+    nodes = [api_node("cp1", roles=["control-plane"]), api_node("cp2", roles=["master"], ready=False),
+             api_node("cp3"), api_node("worker-1", kubelet="v1.26.0")]
+    pods = [static_pod("cp1", "kube-apiserver", "v1.30.4", 0), static_pod("cp3", "kube-apiserver", "v1.30.4", 2),
+            static_pod("cp1", "etcd", "3.5.15-0", 183)]
+    seen = {}
+
+    def connect(timeout=None, **auth):
+        seen.update(auth, timeout=timeout)
+        return FakeApi(nodes, pods)
+
+    monkeypatch.setattr(_k8s_client, "connect", connect)
+    text, outcome = collect.collect({"auth": {"kubeconfig": "/k"}, "api_timeout": 7}, ["kubernetes"],
+                                    clock=lambda: NOW)
+    assert outcome["kubernetes"]["success"], outcome
+    assert seen == {"kubeconfig": "/k", "timeout": 7}
+    # cp3 has no role label but runs a static kube-apiserver: a control-plane node too.
+    assert value(text, "cplane_kubeadm_control_plane_nodes") == 3
+    assert value(text, "cplane_kubeadm_control_plane_nodes_ready") == 2
+    assert value(text, "cplane_kubeadm_static_pod_restarts_total", node="cp1", component="etcd") == 183
+    assert value(text, "cplane_kubeadm_static_pod_restarts_total", node="cp3", component="kube-apiserver") == 2
+    assert "# TYPE cplane_kubeadm_static_pod_restarts_total counter" in text
+    # worker-1's kubelet is four minors behind kube-apiserver 1.30 (at most three allowed).
+    assert value(text, "cplane_kubeadm_version_skew_violations") == 1
