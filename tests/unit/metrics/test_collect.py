@@ -184,8 +184,8 @@ def api_node(name, kubelet="v1.30.4", roles=(), ready=True):
 
 def static_pod(node, component, version, restarts):
     return {"metadata": {"name": "%s-%s" % (component, node), "labels": {"component": component}},
-            "spec": {"nodeName": node, "containers": [{"name": component,
-                                                        "image": "registry.k8s.io/%s:%s" % (component, version)}]},
+            "spec": {"nodeName": node,
+                     "containers": [{"name": component, "image": "registry.k8s.io/%s:%s" % (component, version)}]},
             "status": {"containerStatuses": [{"name": component, "restartCount": restarts}]}}
 
 
