@@ -22,11 +22,13 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._metrics import col
 DEFAULT_TEXTFILE = "/var/lib/prometheus/node-exporter/cplane_kubeadm.prom"
 
 
-def check_path(path):
+def check_path(path, check_mode=False):
+    """InputError for a name node_exporter would not read or a directory that is not there (check mode:
+    the role creates the directory in the same run, so its absence is only a change to come)."""
     if not path.endswith(".prom"):
         raise InputError("path %s must end in .prom: node_exporter's textfile collector reads only *.prom files." % path)
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
+    if not os.path.isdir(directory) and not check_mode:
         raise InputError("the textfile directory %s does not exist; create it (it is node_exporter's "
                          "--collector.textfile.directory) or set path." % directory)
 
@@ -43,7 +45,7 @@ def read_current(path):
 
 def write_metrics(path, settings, collectors_enabled=collectors.COLLECTORS, check_mode=False, mode=0o644):
     """Collect and write ``path``; the module result (changed, collectors, samples, diff)."""
-    check_path(path)
+    check_path(path, check_mode)
     content, outcome = collectors.collect(settings, collectors_enabled)
     before = read_current(path)
     changed = before != content

@@ -142,6 +142,12 @@ def test_the_textfile_is_replaced_atomically_and_check_mode_writes_nothing(tmp_p
     assert open(path).read() == result["diff"]["after"]
 
 
+def test_check_mode_before_the_directory_exists_reports_a_change(tmp_path):
+    path = str(tmp_path / "not-yet" / "cplane_kubeadm.prom")
+    result = textfile.write_metrics(path, settings(tmp_path), ["runs"], check_mode=True)
+    assert result["changed"] and not os.path.exists(str(tmp_path / "not-yet"))
+
+
 @pytest.mark.parametrize("name, message", [("metrics.txt", "must end in .prom"), ("missing/x.prom", "does not exist")])
 def test_bad_paths_are_refused_with_what_to_do(tmp_path, name, message):
     with pytest.raises(InputError, match=message):
