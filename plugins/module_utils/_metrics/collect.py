@@ -23,10 +23,10 @@ import ssl
 import time
 
 try:
-    from http.client import HTTPSConnection
+    from http.client import HTTPException, HTTPSConnection
     from urllib.parse import urlparse
 except ImportError:  # pragma: no cover - Python 2 is not supported, kept for sanity's compile test
-    from httplib import HTTPSConnection  # type: ignore
+    from httplib import HTTPException, HTTPSConnection  # type: ignore
     from urlparse import urlparse  # type: ignore
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils import _deps, _kubeadm, _runstate
@@ -41,8 +41,9 @@ STRAY_RULE = "stray-manifest-file"
 # Steps whose last success is always exported (0 = never) once a job has recorded a run, so
 # "no successful snapshot in 26 h" also fires when runs happen but no snapshot ever succeeded.
 EXPECTED_STEPS = {"etcd_maintenance": ("defrag", "snapshot")}
-# etcd's own counter of leader changes this member has seen since it started (etcd docs, Metrics:
-# "etcd_server_leader_changes_seen_total"); served on /metrics of every client URL.
+# etcd's own counter of leader changes this member has seen since it started (etcd docs, Metrics,
+# https://etcd.io/docs/v3.5/metrics/: "etcd_server_leader_changes_seen_total", "curl the metrics
+# endpoint /metrics" on the client URL).
 LEADER_CHANGES = "etcd_server_leader_changes_seen_total"
 ROLE_LABELS = ("control-plane", "master")
 
@@ -145,7 +146,9 @@ def collect_etcd(reg, settings, now):
         if member["healthy"] and member.get("client_urls"):
             try:
                 changes = read_etcd_counter(member["client_urls"][0], settings)
-            except (OSError, ssl.SSLError, ValueError):
+            except (OSError, HTTPException, ValueError):
+                # The counter is a bonus beside the status: a member that will not serve /metrics
+                # (a proxy, --listen-metrics-urls only) loses this one sample, not the collector.
                 changes = None
             reg.add("etcd_leader_changes_seen_total", "Leader changes the member has seen since it started (etcd's "
                     "own etcd_server_leader_changes_seen_total).", changes, metric_type="counter", **labels)
