@@ -1,6 +1,6 @@
 """The run a systemd timer starts behaves like the interactive run that installed it.
 
-For both roles with a timer (cert_renewal, etcd_maintenance): every option of the role's argument
+For every role with a timer (cert_renewal, control_plane_metrics, etcd_maintenance): every option of the role's argument
 spec is given a value that differs from its default; the values a run of the role sees are recorded
 (a tagged task after the role, with the role's own defaults and argument validation in effect) for the
 interactive run and for the command line the installed service runs.  They must be equal for every
@@ -17,6 +17,15 @@ import yaml
 from tests.lab.ansible_run import BIN, ROOT, ansible_env
 
 ROLES = {
+    "control_plane_metrics": {
+        # The timer's run always writes the file (the installing run may only install, or remove).
+        "not_inherited": {"control_plane_metrics_state", "control_plane_metrics_run"},
+        "timer_prefix": "control_plane_metrics_timer",
+        "install": lambda d: {"control_plane_metrics_timer_systemctl": False,
+                              "control_plane_metrics_timer_unit_dir": d + "/units",
+                              "control_plane_metrics_timer_config_dir": d + "/conf"},
+        "service": "units/cplane-kubeadm-metrics.service",
+    },
     "cert_renewal": {
         "not_inherited": {"cert_renewal_force", "cert_renewal_force_restart"},
         "timer_prefix": "cert_renewal_timer_",
