@@ -64,7 +64,7 @@ def cli_config(mirror):
 
 
 def environment(cli_config_file, extra=None):
-    """What Terraform runs with: the CLI configuration, no update check, no colour, Ansible's test
+    """What Terraform runs with: the CLI configuration, no update check, no colours, Ansible's test
     settings (the collection through ANSIBLE_COLLECTIONS_PATH), and a proxy where nothing listens,
     so any attempt to reach the network fails instead of succeeding quietly."""
     env = ansible_env(extra)
@@ -74,11 +74,14 @@ def environment(cli_config_file, extra=None):
         "TF_IN_AUTOMATION": "1",
         "TF_INPUT": "0",
         "CHECKPOINT_DISABLE": "1",
-        "NO_COLOR": "1",
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "",
     })
+    # Plain text (Terraform 1.5 ignores NO_COLOR); TF_CLI_ARGS_<command> per command, since not
+    # every command accepts -no-color.
+    for command in ("init", "validate", "plan", "apply", "destroy", "output", "show"):
+        env["TF_CLI_ARGS_" + command] = "-no-color"
     return env
 
 

@@ -34,7 +34,7 @@ resource "terraform_data" "control_plane_report" {
     environment = {
       CPLANE_INVENTORY = jsonencode(local.inventory)
       CPLANE_VARS = jsonencode(merge(var.playbook_vars, {
-        target                   = "kube_control_plane"
+        target                    = "kube_control_plane"
         control_plane_report_dest = local.report_dest
       }))
       ANSIBLE_PLAYBOOK = var.ansible_playbook

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import tarfile
 
 import pytest
@@ -117,9 +118,44 @@ def test_provider_example_runs_the_playbooks_through_ansible_playbook_resources(
     state = json.loads(terraform.run("show", "-json").stdout)
     runs = {r["address"]: r["values"] for r in state["values"]["root_module"]["resources"]
             if r["type"] == "ansible_playbook"}
+    # the typed settings went in as a variable file of every run, before the extra variables
+    for address, values in runs.items():
+        assert "@" + str(settings) in values["args"], (address, values["args"])
     defrag = runs["ansible_playbook.etcd_defrag"]
     assert defrag["name"] == "cp1" and "Defragment etcd members" in defrag["ansible_playbook_stdout"]
     assert "failed=0" in defrag["ansible_playbook_stdout"]
 
     destroy = terraform.run("destroy", "-auto-approve", "-input=false")
     assert_bundle_after_destroy(out["evidence_dir"], destroy.stdout)
+
+
+def test_a_failed_evidence_run_stops_the_destroy(lab, cli_config, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    terraform = workspace("local-exec", lab, cli_config, tmp_path, etcd_maintenance=False,
+                          evidence_dir=str(blocker / "evidence"))
+    terraform.run("init", "-input=false")
+    terraform.run("apply", "-auto-approve", "-input=false")
+    destroy = terraform.run("destroy", "-auto-approve", "-input=false", check=False)
+    assert destroy.returncode != 0, destroy.stdout[-3000:]
+    assert "local-exec provisioner error" in destroy.stderr, destroy.stderr[-3000:]
+    # nothing was destroyed: the report run and the evidence resource are still in the state
+    listed = terraform.run("state", "list").stdout.split()
+    assert listed == ["terraform_data.control_plane_report", "terraform_data.evidence_before_destroy"], listed
+
+
+def test_init_without_the_mirror_cannot_reach_a_registry(tmp_path):
+    """The proof that the other tests' init used the mirror: the same environment without it fails."""
+    empty = tmp_path / "empty.rc"
+    empty.write_text("disable_checkpoint = true\n")
+    workdir = tf.copy_example(os.path.join(EXAMPLES, "provider"), str(tmp_path))
+    init = tf.Terraform(workdir, tf.environment(str(empty)), timeout=300).run("init", "-input=false", check=False)
+    assert init.returncode != 0, init.stdout
+    assert "could not connect to registry.terraform.io" in " ".join(init.stderr.split()), init.stderr[-3000:]
+    assert "dial tcp 127.0.0.1:9" in init.stderr, init.stderr[-3000:]
+
+
+def test_examples_are_formatted():
+    proc = subprocess.run([tf.terraform_binary(), "fmt", "-check", "-diff", "-recursive", EXAMPLES],
+                          env=tf.environment(os.devnull), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
