@@ -30,7 +30,7 @@ resource "terraform_data" "control_plane_report" {
 
   provisioner "local-exec" {
     # The report's directory must exist (ansible.builtin.copy does not create it).
-    command = "mkdir -p '${dirname(local.report_dest)}' && ${local.script} cplane.kubeadm.control_plane_report"
+    command = "mkdir -p '${dirname(local.report_dest)}' && '${local.script}' cplane.kubeadm.control_plane_report"
     environment = {
       CPLANE_INVENTORY = jsonencode(local.inventory)
       CPLANE_VARS = jsonencode(merge(var.playbook_vars, {
@@ -49,7 +49,7 @@ resource "terraform_data" "etcd_maintenance" {
   depends_on       = [terraform_data.control_plane_report]
 
   provisioner "local-exec" {
-    command = "${local.script} cplane.kubeadm.etcd_maintenance"
+    command = "'${local.script}' cplane.kubeadm.etcd_maintenance"
     environment = {
       CPLANE_INVENTORY = jsonencode(local.inventory)
       CPLANE_VARS      = jsonencode(merge(var.playbook_vars, { target = "kube_control_plane" }))
@@ -80,7 +80,7 @@ resource "terraform_data" "evidence_before_destroy" {
   provisioner "local-exec" {
     when       = destroy
     on_failure = fail
-    command    = "${self.input.script} cplane.kubeadm.control_plane_report"
+    command    = "'${self.input.script}' cplane.kubeadm.control_plane_report"
     environment = {
       CPLANE_INVENTORY = self.input.inventory
       CPLANE_VARS      = self.input.vars

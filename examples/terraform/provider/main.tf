@@ -111,7 +111,7 @@ resource "terraform_data" "evidence_before_destroy" {
   provisioner "local-exec" {
     when       = destroy
     on_failure = fail
-    command    = "${self.input.script} cplane.kubeadm.control_plane_report ${self.input.var_file_args}"
+    command    = "'${self.input.script}' cplane.kubeadm.control_plane_report ${self.input.var_file_args}"
     environment = {
       CPLANE_INVENTORY = self.input.inventory
       CPLANE_VARS      = self.input.vars
