@@ -1,5 +1,5 @@
-"""Builds the lab's real programs (etcd 3.5/3.6, kubeadm, kube-apiserver, kubectl, ...) from the
-Go module proxy into a cache outside the checkout.
+"""Builds the lab's real programs (etcd 3.5/3.6, kubeadm, kube-apiserver, kubectl, ..., terraform
+and its ansible provider) from the Go module proxy into a cache outside the checkout.
 
 One place for the versions: ``tests/lab/go/versions.toml``.  Each version has a build module of
 its own in ``tests/lab/go/<component>-<version>/`` (go.mod + go.sum, committed): it requires the
@@ -42,6 +42,20 @@ COMPONENTS = {
         "packages": {name: "k8s.io/kubernetes/cmd/" + name for name in (
             "kubeadm", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
             "kubelet", "kube-proxy")},
+    },
+    # Terraform 1.5.x, the last release under the MPL (1.6 moved to the BUSL): one module, no
+    # replace directives, main package at the module root; version/version.go carries the
+    # version itself, so no -X flags are needed.
+    "terraform": {
+        "modules": ("github.com/hashicorp/terraform",),
+        "packages": {"terraform": "github.com/hashicorp/terraform"},
+    },
+    # The ansible/ansible provider (registry.terraform.io/ansible/ansible); main package at the
+    # module root.  Its release build (.goreleaser.yml) adds only -X main.version/commit, which
+    # its main.go does not declare.
+    "terraform-provider-ansible": {
+        "modules": ("github.com/ansible/terraform-provider-ansible",),
+        "packages": {"terraform-provider-ansible": "github.com/ansible/terraform-provider-ansible"},
     },
 }
 
