@@ -40,7 +40,7 @@ attributes:
     description: When run again with the same parameters, the module reports no change.
     support: full
     details:
-      - A second run while the claim lives finds it and reports RV(act=false) with RV(changed=false).
+      - A second run while the claim lives finds it and reports RV(act=false) with C(changed=false).
 options:
   local_endpoint:
     description: This node's own etcd client URL. Defaults to the first of O(endpoints).

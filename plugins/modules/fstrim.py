@@ -32,7 +32,7 @@ attributes:
     description: When run again with the same parameters, the module reports no change.
     support: partial
     details:
-      - RV(changed) is true when fstrim reported trimmed bytes; filesystems differ in whether they report
+      - C(changed) is true when fstrim reported trimmed bytes; filesystems differ in whether they report
         the same free space again.
 options:
   path:

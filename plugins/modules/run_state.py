@@ -12,7 +12,7 @@ module: run_state
 short_description: Record the outcome of an unattended run (etcd maintenance, certificate renewal) in its state file
 version_added: 0.1.0
 description:
-  - Writes C(<state_dir>/<job>.json) atomically: when the run started and finished, whether it succeeded,
+  - Writes C(<state_dir>/<job>.json) atomically, saying when the run started and finished, whether it succeeded,
     whether this node acted and why, what each step did and how long it took, the last success of the run
     and of each step (carried over from the previous state when a step did not succeed this time) and the
     number of consecutive failures.

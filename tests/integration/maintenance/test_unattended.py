@@ -6,7 +6,6 @@ settings, snapshot and state directories); the tests then run exactly the ExecSt
 of each node's rendered service, as systemd would, all at the same moment.
 """
 import glob
-import json
 import os
 import shlex
 import shutil
@@ -148,9 +147,14 @@ def run_all(nodes, timeout=600):
     procs = [(node, node.start()) for node in nodes]
     outputs = {}
     for node, proc in procs:
-        out, _ = proc.communicate(timeout=timeout)
+        out = proc.communicate(timeout=timeout)[0]
         outputs[node.name] = (proc.returncode, out)
     return outputs
+
+
+def assert_all_succeeded(nodes, outputs):
+    failed = {n.name: (outputs[n.name][1][-1500:], n.state and n.state["reason"]) for n in nodes if outputs[n.name][0]}
+    assert not failed, failed
 
 
 def kill_tree(proc):
@@ -169,7 +173,7 @@ def kill_tree(proc):
 
 
 def test_installed_settings_make_each_node_an_unattended_run(cluster):
-    lab, nodes, _ = cluster
+    lab, nodes = cluster[:2]
     for node in nodes:
         with open(os.path.join(node.conf, "cplane-etcd-maintenance.yml")) as handle:
             settings = yaml.safe_load(handle)
@@ -182,7 +186,7 @@ def test_installed_settings_make_each_node_an_unattended_run(cluster):
 
 
 def test_three_nodes_at_once_exactly_the_leaders_node_acts(cluster):
-    lab, nodes, _ = cluster
+    lab, nodes = cluster[:2]
     fragment(lab, 12)
     before = lab.db_sizes()
     leader = lab.leader()
@@ -190,7 +194,7 @@ def test_three_nodes_at_once_exactly_the_leaders_node_acts(cluster):
 
     outputs = run_all(nodes)
 
-    assert all(rc == 0 for rc, _ in outputs.values()), {n: out[-3000:] for n, (rc, out) in outputs.items() if rc}
+    assert_all_succeeded(nodes, outputs)
     states = {node.name: node.state for node in nodes}
     acting = [name for name, state in states.items() if state["acted"]]
     assert acting == [leader], states
@@ -227,7 +231,7 @@ def test_three_nodes_at_once_exactly_the_leaders_node_acts(cluster):
 
 
 def test_a_killed_run_leaves_the_next_night_free(cluster):
-    lab, nodes, _ = cluster
+    lab, nodes = cluster[:2]
     wait_claim_expired(lab)
     fragment(lab, 12)
     leader = lab.leader()
@@ -245,14 +249,14 @@ def test_a_killed_run_leaves_the_next_night_free(cluster):
     assert acting.returncode == -signal.SIGKILL
     for n, proc in procs:
         if proc is not acting:
-            out, _ = proc.communicate(timeout=600)
+            out = proc.communicate(timeout=600)[0]
             assert proc.returncode == 0, out[-3000:]
             assert n.state["acted"] is False
     assert node.state == previous, "a killed run records nothing (systemd shows the kill)"
 
     wait_claim_expired(lab)
     outputs = run_all(nodes)
-    assert all(rc == 0 for rc, _ in outputs.values()), {n: out[-3000:] for n, (rc, out) in outputs.items() if rc}
+    assert_all_succeeded(nodes, outputs)
     state = node.state
     assert state["acted"] is True and state["success"] is True and state["finished"] > previous["finished"]
     assert state["steps"]["defrag"]["success"] and state["steps"]["snapshot"]["success"]
@@ -261,7 +265,7 @@ def test_a_killed_run_leaves_the_next_night_free(cluster):
 
 
 def test_a_failing_run_exits_non_zero_and_keeps_the_last_success(cluster):
-    lab, nodes, _ = cluster
+    lab, nodes = cluster[:2]
     leader = lab.leader()
     node = next(n for n in nodes if n.name != leader)
     previous = node.state
@@ -269,7 +273,7 @@ def test_a_failing_run_exits_non_zero_and_keeps_the_last_success(cluster):
     lab.kill(node.name)   # this node's own etcd is down: its endpoint does not answer
     try:
         proc = node.start()
-        out, _ = proc.communicate(timeout=600)
+        out = proc.communicate(timeout=600)[0]
     finally:
         lab.restart(node.name)
     assert proc.returncode != 0, out[-3000:]
