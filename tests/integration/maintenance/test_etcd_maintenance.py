@@ -1,6 +1,5 @@
 """playbooks/etcd_maintenance.yml and the etcd_maintenance role against a real 3-member TLS etcd."""
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import yaml
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
 from tests.conftest import COLLECTIONS_ROOT, ROOT
-from tests.lab.ansible_run import ansible_env, run_playbook
+from tests.lab.ansible_run import run_playbook, service_exec
 from tests.lab.binaries import etcd_binary
 from tests.lab.etcd_cluster import EtcdLab
 from tests.lab.workload import fragment
@@ -117,13 +116,7 @@ def test_timer_units_render_and_their_command_runs_the_maintenance(lab, tmp_path
     assert second.rc == 0 and not any(r["result"].get("changed") for r in second.results), "idempotent"
 
     # What systemd would run: the Environment= lines and ExecStart of the rendered service.
-    env = ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED")
-    for line in service.splitlines():
-        if line.startswith("Environment="):
-            key, value = line[len("Environment="):].split("=", 1)
-            env[key] = value
-    command = shlex.split(next(line for line in service.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):])
+    command, env = service_exec(service)
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     nightly = os.listdir(str(tmp_path / "nightly"))

@@ -7,7 +7,6 @@ of each node's rendered service, as systemd would, all at the same moment.
 """
 import glob
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import yaml
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
 from ansible_collections.cplane.kubeadm.plugins.module_utils._runstate import read_run_state, state_path
 from tests.conftest import COLLECTIONS_ROOT, ROOT
-from tests.lab.ansible_run import ansible_env, descendants, run_playbook
+from tests.lab.ansible_run import descendants, run_playbook, service_exec
 from tests.lab.binaries import etcd_binary
 from tests.lab.etcd_cluster import EtcdLab
 from tests.lab.workload import fragment
@@ -59,15 +58,7 @@ class Node(object):
 
     def start(self):
         """The rendered service's ExecStart with its Environment= lines, as systemd runs it."""
-        service = self.service()
-        env = ansible_env()
-        env.pop("ANSIBLE_CALLBACKS_ENABLED")
-        for line in service.splitlines():
-            if line.startswith("Environment="):
-                key, value = line[len("Environment="):].split("=", 1)
-                env[key] = value
-        command = shlex.split(next(line for line in service.splitlines()
-                                   if line.startswith("ExecStart="))[len("ExecStart="):])
+        command, env = service_exec(self.service())
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True)
 

@@ -1,21 +1,17 @@
 """cert_renewal's monthly timer run: its exact ExecStart records each run in the run state file,
 a failing run exits non-zero and keeps the last success, and cert_renewal_timer_state=absent removes it."""
 import os
-import shlex
 import subprocess
 import sys
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._runstate import read_run_state, state_path
 from tests.integration.pki.test_role_local import PLAYBOOK, role_vars
-from tests.lab.ansible_run import ansible_env, run_playbook
+from tests.lab.ansible_run import run_playbook, service_exec
 
 
 def timer_run(tmp_path):
     """The rendered service's ExecStart, as systemd runs it."""
-    service = (tmp_path / "units/cplane-cert-renewal.service").read_text()
-    command = shlex.split(next(line for line in service.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):])
-    env = ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED")
+    command, env = service_exec((tmp_path / "units/cplane-cert-renewal.service").read_text())
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
 
 
