@@ -56,8 +56,8 @@ options:
   turn_ttl:
     description:
       - Seconds the claim lives (5 to 72000). Longer than a run plus the spread of the nodes' timers,
-        well under a day so that the next night is free. etcd extends leases by their TTL when a new leader
-        takes over, so a claim can outlive this after a leader change.
+        well under a day so that the next night is free. A new etcd leader renews leases to their full TTL,
+        so a claim can outlive this after a leader change.
     type: int
     default: 14400
 notes:

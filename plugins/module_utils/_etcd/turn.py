@@ -21,9 +21,9 @@ Every control-plane node has the same timer. Each run asks:
    after the module exits, so the claim lasts ``turn_ttl`` seconds whatever happens to the run
    (finished, failed, killed): a later timer on another node the same night (after defragmentation
    moved leadership to it) sees the claim and does not act twice; the next night is free again.
-   etcd extends every lease by its TTL when a new leader takes over (server/lease/lessor.go,
-   Promote), so a claim may last longer than ``turn_ttl`` after a leader change; keep ``turn_ttl``
-   well under a day.
+   A new leader renews every lease to its full TTL (server/lease/lessor.go, ``Promote``; only
+   remaining TTLs saved by lease checkpointing survive), so a claim may last longer than
+   ``turn_ttl`` after a leader change; keep ``turn_ttl`` well under a day.
 """
 
 from __future__ import absolute_import, division, print_function
