@@ -20,7 +20,7 @@ import yaml
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
 from ansible_collections.cplane.kubeadm.plugins.module_utils._runstate import read_run_state, state_path
 from tests.conftest import COLLECTIONS_ROOT, ROOT
-from tests.lab.ansible_run import descendants, run_playbook, service_exec
+from tests.lab.ansible_run import descendants, run_module, run_playbook, service_exec
 from tests.lab.binaries import etcd_binary
 from tests.lab.etcd_cluster import EtcdLab
 from tests.lab.workload import fragment
@@ -299,6 +299,20 @@ def test_a_failing_run_exits_non_zero_and_keeps_the_last_success(cluster):
     assert state["last_success"] == previous["last_success"]
     assert "Decide whether this node takes tonight's turn" in state["reason"]
     assert node.member.client_url in state["reason"]
+
+
+def test_check_mode_decides_without_claiming(cluster):
+    lab, nodes = cluster[:2]
+    wait_claim_expired(lab)
+    leader = lab.leader()
+    node = next(n for n in nodes if n.name == leader)
+    args = dict(lab.connection_args(endpoints=[node.member.client_url]), node=node.name, turn_name=TURN,
+                turn_ttl=TURN_TTL)
+    result = run_module("etcd_maintenance_turn", args, check=True)
+    assert not result["failed"], result
+    assert result["act"] is True and result["basis"] == "leader" and result["local_member"] == leader
+    assert result["reason"].endswith("would claim tonight's turn") and result["claim"] is None
+    assert claim_keys(lab) == [], "check mode claims nothing"
 
 
 def test_timer_state_absent_removes_units_and_settings(cluster):
