@@ -94,6 +94,28 @@ def merge_run(previous, job, host, started, finished, success, acted, reason, st
     }
 
 
+def normalize_steps(steps, finished):
+    """Steps as recorded: ``success`` a bool, ``seconds`` from ``started``/``finished`` when not given.
+
+    A step without ``finished`` (the run stopped inside it) ends at the run's ``finished``.
+    """
+    normalized = {}
+    for name, step in (steps or {}).items():
+        if not isinstance(step, dict):
+            raise InputError("step %s must be a dict with success, started and finished, not %r" % (name, step))
+        entry = dict(step)
+        entry["success"] = bool(entry.get("success"))
+        for key in ("started", "finished"):
+            if entry.get(key) is not None:
+                entry[key] = float(entry[key])
+        if entry.get("started") is not None and entry.get("finished") is None:
+            entry["finished"] = float(finished)
+        if entry.get("seconds") is None and entry.get("started") is not None:
+            entry["seconds"] = round(max(0.0, entry["finished"] - entry["started"]), 3)
+        normalized[name] = entry
+    return normalized
+
+
 def record_run(path, **outcome):
     """Merge this run into the state at ``path`` and write it atomically; returns the new state."""
     state = merge_run(read_run_state(path), **outcome)

@@ -6,6 +6,7 @@ the test-only ``record_results`` callback (one JSON line per task result).
 import glob
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -36,6 +37,20 @@ def ansible_env(extra=None):
     env.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", None)
     env.update(extra or {})
     return env
+
+
+def service_exec(service_text):
+    """(argv, env) of a rendered systemd service: its ExecStart= and Environment= lines, as systemd
+    runs them (the env is the test environment without the result-recording callback)."""
+    env = ansible_env()
+    env.pop("ANSIBLE_CALLBACKS_ENABLED")
+    for line in service_text.splitlines():
+        if line.startswith("Environment="):
+            key, value = line[len("Environment="):].split("=", 1)
+            env[key] = value
+    command = shlex.split(next(line for line in service_text.splitlines()
+                               if line.startswith("ExecStart="))[len("ExecStart="):])
+    return command, env
 
 
 class ModuleRun(object):

@@ -220,6 +220,19 @@ class EtcdLock(object):
         for client in self._clients:
             client.close()
 
+    def detach(self):
+        """Stop renewing and close the connections but keep the lease: the key lives out its TTL.
+
+        For a claim that must outlast the process that took it (the nightly turn of _etcd/turn.py).
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(1, self.ttl))
+            self._thread = None
+        self.lease_id = None
+        for client in self._clients:
+            client.close()
+
     # -- keep-alive ---------------------------------------------------------------------------------
     def _start_keepalive(self):
         self._stop.clear()

@@ -1,6 +1,5 @@
 """playbooks/etcd_maintenance.yml and the etcd_maintenance role against a real 3-member TLS etcd."""
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -9,8 +8,9 @@ import pytest
 import yaml
 
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.snapshot import verify_snapshot
+from ansible_collections.cplane.kubeadm.plugins.module_utils._runstate import read_run_state, state_path
 from tests.conftest import COLLECTIONS_ROOT, ROOT
-from tests.lab.ansible_run import ansible_env, run_playbook
+from tests.lab.ansible_run import run_playbook, service_exec
 from tests.lab.binaries import etcd_binary
 from tests.lab.etcd_cluster import EtcdLab
 from tests.lab.workload import fragment
@@ -95,6 +95,10 @@ def test_timer_units_render_and_their_command_runs_the_maintenance(lab, tmp_path
                       etcd_maintenance_timer_systemctl=False, etcd_maintenance_timer_unit_dir=str(units),
                       etcd_maintenance_timer_config_dir=str(conf),
                       etcd_maintenance_snapshot_dir=str(tmp_path / "nightly"),
+                      # The timer's run acts on the leader's node only (test_unattended.py): be that node.
+                      etcd_maintenance_local_endpoint=lab.member(lab.leader()).client_url,
+                      etcd_maintenance_state_dir=str(tmp_path / "runs"),
+                      etcd_maintenance_fstrim=False,   # test_unattended.py runs it
                       etcd_maintenance_timer_ansible_playbook=os.path.join(os.path.dirname(sys.executable),
                                                                            "ansible-playbook"),
                       etcd_maintenance_timer_collections_path=COLLECTIONS_ROOT)
@@ -117,19 +121,14 @@ def test_timer_units_render_and_their_command_runs_the_maintenance(lab, tmp_path
     assert second.rc == 0 and not any(r["result"].get("changed") for r in second.results), "idempotent"
 
     # What systemd would run: the Environment= lines and ExecStart of the rendered service.
-    env = ansible_env()
-    env.pop("ANSIBLE_CALLBACKS_ENABLED")
-    for line in service.splitlines():
-        if line.startswith("Environment="):
-            key, value = line[len("Environment="):].split("=", 1)
-            env[key] = value
-    command = shlex.split(next(line for line in service.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):])
+    command, env = service_exec(service)
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     nightly = os.listdir(str(tmp_path / "nightly"))
     snapshots = [n for n in nightly if n.endswith(".db.xz")]
     assert len(snapshots) == 1 and sorted(nightly) == [snapshots[0], snapshots[0] + ".json"]
     assert sorted(os.listdir(str(units))) == ["cplane-etcd-maintenance.service", "cplane-etcd-maintenance.timer"]
+    assert read_run_state(state_path("etcd_maintenance", str(tmp_path / "runs")))["acted"] is True
 
     custom = run_playbook(PLAYBOOK, dict(extra, etcd_maintenance_timer_randomized_delay="5min",
                                          etcd_maintenance_timer_on_calendar="Sun *-*-* 03:00:00"), check=True)

@@ -27,16 +27,16 @@ ROLES = {
         "service": "units/cplane-kubeadm-metrics.service",
     },
     "cert_renewal": {
-        "not_inherited": {"cert_renewal_force", "cert_renewal_force_restart"},
+        "not_inherited": {"cert_renewal_force", "cert_renewal_force_restart", "cert_renewal_unattended"},
         "timer_prefix": "cert_renewal_timer_",
         "install": lambda d: {"cert_renewal_timer_manage_systemd": False, "cert_renewal_timer_unit_dir": d + "/units",
                               "cert_renewal_timer_config_dir": d + "/conf"},
         "service": "units/cplane-cert-renewal.service",
     },
     "etcd_maintenance": {
-        # The timer's run always runs (the installing run may only install), from its own host alone.
+        # The timer's run always runs (the installing run may only install), from its own host alone, unattended.
         "not_inherited": {"etcd_maintenance_force", "etcd_maintenance_force_unhealthy", "etcd_maintenance_run",
-                          "etcd_maintenance_defrag_once"},
+                          "etcd_maintenance_defrag_once", "etcd_maintenance_unattended"},
         "timer_prefix": "etcd_maintenance_timer",
         "install": lambda d: {"etcd_maintenance_timer_systemctl": False, "etcd_maintenance_timer_unit_dir": d + "/units",
                               "etcd_maintenance_timer_config_dir": d + "/conf"},

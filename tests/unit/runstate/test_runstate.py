@@ -27,3 +27,15 @@ def test_missing_state_reads_as_none_and_garbage_names_the_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(InputError, match=str(bad)):
         _runstate.read_run_state(str(bad))
+
+
+def test_steps_get_their_seconds_and_a_step_cut_short_ends_with_the_run():
+    steps = _runstate.normalize_steps({
+        "defrag": {"success": True, "started": "100.5", "finished": 112.75, "defragmented": ["cp2", "cp1"]},
+        "snapshot": {"success": False, "started": 113.0, "error": "killed"},
+    }, finished=120.0)
+    assert steps["defrag"] == {"success": True, "started": 100.5, "finished": 112.75, "seconds": 12.25,
+                               "defragmented": ["cp2", "cp1"]}
+    assert steps["snapshot"]["finished"] == 120.0 and steps["snapshot"]["seconds"] == 7.0
+    with pytest.raises(InputError, match="step fstrim must be a dict"):
+        _runstate.normalize_steps({"fstrim": "ok"}, finished=1.0)
