@@ -24,14 +24,22 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._build import node_
 
 
 def plan_build(control_planes, workers, states, allow_single=False, allow_even=False, reset_half_joined=False):
-    """The plan as a dict; ``states`` is {host: kubeadm_node_state result}.
+    """The plan as a dict; ``states`` is {host: kubeadm_node_state result}, or None to judge the topology only.
 
-    ``refused`` (text or None) is set when the build must not change anything.
+    ``refused`` (text or None) is set when the build must not change anything; ``summary`` says it in a line.
     """
+    plan = _plan(control_planes, workers, states, allow_single, allow_even, reset_half_joined)
+    plan["summary"] = summary(plan)
+    return plan
+
+
+def _plan(control_planes, workers, states, allow_single, allow_even, reset_half_joined):
+    control_planes, workers = list(control_planes or []), list(workers or [])
     topology = _topology.evaluate(control_planes, workers, allow_single, allow_even)
     plan = dict(topology=topology, refused=topology["refused"], init_host=None, issuer=None, cluster_exists=False,
-                joined=[], reset=[], join_control_planes=[], join_workers=[], half_joined=[], problems=[])
-    if plan["refused"]:
+                joined=[], reset=[], join_control_planes=[], join_workers=[], half_joined=[], problems=[],
+                build=[], topology_only=states is None)
+    if plan["refused"] or states is None:
         return plan
     missing = [h for h in list(control_planes) + list(workers) if h not in states]
     if missing:
@@ -68,6 +76,7 @@ def plan_build(control_planes, workers, states, allow_single=False, allow_even=F
     plan["join_control_planes"] = [h for h in control_planes
                                    if h not in plan["joined"] and h != plan["init_host"]]
     plan["join_workers"] = [h for h in workers if h not in plan["joined"]]
+    plan["build"] = ([plan["init_host"]] if plan["init_host"] else []) + plan["join_control_planes"] + plan["join_workers"]
     return plan
 
 
@@ -76,6 +85,9 @@ def summary(plan):
     if plan["refused"]:
         return plan["refused"]
     topo = plan["topology"]
+    if plan["topology_only"]:
+        return "topology: %d control plane(s) (etcd quorum %d, tolerates %d failure(s)), %d worker(s)" % (
+            topo["etcd_members"], topo["quorum"], topo["failures_tolerated"], len(topo["workers"]))
     parts = ["%d control plane(s) (etcd quorum %d, tolerates %d failure(s)), %d worker(s)" % (
         topo["etcd_members"], topo["quorum"], topo["failures_tolerated"], len(topo["workers"]))]
     parts.append("existing cluster, issuer %s" % plan["issuer"] if plan["cluster_exists"]
