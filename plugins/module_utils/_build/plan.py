@@ -56,7 +56,7 @@ def _plan(control_planes, workers, states, allow_single, allow_even, reset_half_
                             "nodes; move it to the control-plane group" % host)
     half = [h for h in list(control_planes) + list(workers) if states[h]["state"] == ns.HALF_JOINED]
     plan["half_joined"] = [dict(host=h, present=states[h]["present"], missing=states[h]["missing"],
-                                hint=states[h].get("hint") or ns.RESET_HINT % h) for h in half]
+                                hint=ns.RESET_HINT % h) for h in half]
     if half and not reset_half_joined:
         problems.append("half-joined node(s): " + "; ".join(
             "%s has %s but not %s: %s" % (h["host"], ", ".join(h["present"]), ", ".join(h["missing"]) or "a clean state",
