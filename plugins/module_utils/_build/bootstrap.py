@@ -53,6 +53,12 @@ def bootstrap(params, check_mode=False):
                               "node of the existing cluster" % (host, before["state"]))
     if action == "upload_certs" and not certificate_key:
         raise InputError("upload_certs needs certificate_key (kubeadm certs certificate-key)")
+    if action == "join" and join is None and check_mode:
+        # A check-mode run created no token: render the join with placeholders, as validate does.
+        join = dict(endpoint=params.get("control_plane_endpoint") or "kube-apiserver:6443",
+                    token=kc.PLACEHOLDER_TOKEN, ca_cert_hashes=[kc.PLACEHOLDER_CA_HASH])
+    if action == "join" and params.get("control_plane") and not certificate_key and check_mode:
+        certificate_key = kc.PLACEHOLDER_CERT_KEY
     if action == "join" and join is None:
         raise InputError("join needs join_command (the output of 'kubeadm token create --print-join-command')")
     if action == "join" and params.get("control_plane") and not certificate_key:
