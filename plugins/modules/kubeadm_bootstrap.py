@@ -21,7 +21,7 @@ description:
     C(kubeadm init phase upload-certs --upload-certs) on a control plane of an existing cluster, V(validate)
     only renders and validates.
   - Idempotent. A node that is already what the action makes it (a joined control plane for V(init), a joined
-    node of the requested kind for V(join)) is left alone with RV(changed=false). A half-joined node is refused
+    node of the requested kind for V(join)) is left alone, unchanged. A half-joined node is refused
     with what to do (C(kubeadm reset -f), then again), see M(cplane.kubeadm.kubeadm_node_state).
   - Secrets (the certificate key, the bootstrap token) travel inside the configuration file, never on the command
     line; the file is written 0600 into a private directory and removed when kubeadm returns. They are redacted
@@ -147,7 +147,7 @@ options:
     type: int
     default: 600
 author:
-  - cplane.kubeadm contributors
+  - cplane.kubeadm contributors (@cplane)
 """
 
 EXAMPLES = r"""

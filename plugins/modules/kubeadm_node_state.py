@@ -39,7 +39,7 @@ options:
     type: path
     default: /var/lib/etcd
 author:
-  - cplane.kubeadm contributors
+  - cplane.kubeadm contributors (@cplane)
 """
 
 EXAMPLES = r"""

@@ -58,9 +58,10 @@ def _plan(control_planes, workers, states, allow_single, allow_even, reset_half_
     plan["half_joined"] = [dict(host=h, present=states[h]["present"], missing=states[h]["missing"],
                                 hint=ns.RESET_HINT % h) for h in half]
     if half and not reset_half_joined:
-        problems.append("half-joined node(s): " + "; ".join(
-            "%s has %s but not %s: %s" % (h["host"], ", ".join(h["present"]), ", ".join(h["missing"]) or "a clean state",
-                                           h["hint"]) for h in plan["half_joined"]))
+        described = ["%s has %s but not %s: %s" % (h["host"], ", ".join(h["present"]),
+                                                   ", ".join(h["missing"]) or "a clean state", h["hint"])
+                     for h in plan["half_joined"]]
+        problems.append("half-joined node(s): " + "; ".join(described))
     if problems:
         plan["problems"] = problems
         plan["refused"] = "refusing to build: " + "; ".join(problems)
