@@ -57,7 +57,7 @@ def by_hand(workdir, version):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--version", default=None, help="Kubernetes version of the lab (default: the lab's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cplane-build-bench-") as workdir:

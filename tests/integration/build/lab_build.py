@@ -71,7 +71,7 @@ class BackgroundPlaybook(object):
 
     def wait(self, timeout=3600):
         try:
-            output, _ = self.proc.communicate(timeout=timeout)
+            output = self.proc.communicate(timeout=timeout)[0]
         finally:
             if self.proc.poll() is None:
                 self.kill()
