@@ -10,6 +10,7 @@ run in order and each starts from where the previous one left the cluster.
 """
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -51,8 +52,13 @@ def test_1_a_build_killed_while_kubeadm_joins_the_third_node(cluster):
     killed_at = None
     while time.monotonic() < deadline and run.proc.poll() is None:
         # kubeadm join on cp3 has written the cluster CA: it is past discovery, inside the join.
-        if kubeadm_join_running(cp3) and os.path.exists(cp3.host_path("/etc/kubernetes/pki/ca.crt")):
+        pid = kubeadm_join_running(cp3)
+        if pid and os.path.exists(cp3.host_path("/etc/kubernetes/pki/ca.crt")):
             run.kill()
+            try:   # kubeadm itself too, whether or not the node's connection made it a descendant
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             killed_at = time.monotonic() - run.started
             break
         time.sleep(0.2)
