@@ -16,6 +16,16 @@ PLAYBOOK = os.path.join(ROOT, "playbooks", "build.yml")
 LAB_SKIPS = ["containerd", "package_repository", "kernel_modules", "sysctl", "swap"]
 
 
+def lab_cluster(workdir, control_planes, workers):
+    """Start a LabCluster in ``workdir``; yields (cluster, inventory path, the role's lab variables), then stops it."""
+    from tests.lab.cluster import LabCluster
+    cluster = LabCluster(str(workdir), control_planes=control_planes, workers=workers).start()
+    try:
+        yield cluster, cluster.write_inventory(os.path.join(str(workdir), "inventory.yml")), lab_vars(cluster, str(workdir))
+    finally:
+        cluster.stop()
+
+
 def lab_vars(cluster, workdir):
     """The role's variables for the lab: its endpoint, CRI socket, preflight exceptions, etcd tag,
     kubeadm timeouts sized for a loaded 2-core machine, and the binaries (lab kubeadm, kubelet double)."""

@@ -15,21 +15,16 @@ import time
 
 import pytest
 
-from tests.integration.build.lab_build import BackgroundPlaybook, changed, kubeadm_seconds, lab_vars, run_build
+from tests.integration.build.lab_build import BackgroundPlaybook, changed, kubeadm_seconds, lab_cluster, run_build
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
-lab_cluster = pytest.importorskip("tests.lab.cluster", reason="lab nodes (tests/lab/cluster.py) not in this tree")
+pytest.importorskip("tests.lab.cluster", reason="lab nodes (tests/lab/cluster.py) not in this tree")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("build-lab")
-    lab = lab_cluster.LabCluster(str(workdir), control_planes=3, workers=1).start()
-    try:
-        inventory = lab.write_inventory(str(workdir / "inventory.yml"))
-        yield lab, inventory, lab_vars(lab, str(workdir)), {}
-    finally:
-        lab.stop()
+    for lab, inventory, extra in lab_cluster(tmp_path_factory.mktemp("build-lab"), 3, 1):
+        yield lab, inventory, extra, {}
 
 
 def kubeadm_join_running(node):

@@ -5,20 +5,15 @@ import os
 
 import pytest
 
-from tests.integration.build.lab_build import lab_vars, run_build
+from tests.integration.build.lab_build import lab_cluster, run_build
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
-lab_cluster = pytest.importorskip("tests.lab.cluster", reason="lab nodes (tests/lab/cluster.py) not in this tree")
+pytest.importorskip("tests.lab.cluster", reason="lab nodes (tests/lab/cluster.py) not in this tree")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("build-lab-single")
-    lab = lab_cluster.LabCluster(str(workdir), control_planes=1, workers=0).start()
-    try:
-        yield lab, lab.write_inventory(str(workdir / "inventory.yml")), lab_vars(lab, str(workdir))
-    finally:
-        lab.stop()
+    yield from lab_cluster(tmp_path_factory.mktemp("build-lab-single"), 1, 0)
 
 
 def digest(root):
