@@ -144,12 +144,33 @@ def test_drain_completes_for_pods_bound_to_the_worker(cluster):
         pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
         return len([p for p in pods if p["spec"].get("nodeName") == "w1"]) == 2
     _wait(bound, 120, "two pods bound to w1")
+
+    def running():   # pause runs until stopped: the double reports the pods Running
+        pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
+        return [p["status"].get("phase") for p in pods] == ["Running", "Running"]
+    _wait(running, 60, "the pause pods Running")
     out = cluster.kubectl("drain", "w1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s",
                           timeout=240)
     assert "node/w1 drained" in out
     pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
     assert not [p for p in pods if p["spec"].get("nodeName") == "w1"], pods
     cluster.kubectl("uncordon", "w1")
+
+
+def test_pause_job_completes_like_kubeadm_upgrade_health_check(cluster):
+    """kubeadm upgrade's CreateJob check: a Job of ``pause -v`` (exits 0) must complete."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "health-check", "namespace": "kube-system"},
+           "spec": {"backoffLimit": 0, "template": {"spec": {
+               "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+               "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+               "containers": [{"name": "health-check", "image": "registry.k8s.io/pause:3.10", "args": ["-v"]}]}}}}
+    cluster.control_planes[0].run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"],
+                                  input=json.dumps(job))
+
+    def complete():
+        got = json.loads(cluster.kubectl("get", "job", "-n", "kube-system", "health-check", "-o", "json"))
+        return [c["type"] for c in got["status"].get("conditions") or [] if c["status"] == "True"]
+    assert "Complete" in _wait(complete, 90, "the Job complete")
 
 
 def test_memory_and_startup_figures(cluster):
