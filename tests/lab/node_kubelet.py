@@ -305,7 +305,6 @@ class NodeKubelet(ApiKubelet):
             except ApiError as exc:
                 self.record_event("delete %s/%s: %s" % (meta["namespace"], meta["name"], exc))
 
-
     def pause_pod(self, pod):
         """Report a pod of pause containers as kubelet would after running it (once per pod UID)."""
         spec, meta = pod.get("spec") or {}, pod["metadata"]
@@ -364,8 +363,8 @@ def main(argv, version):
         bootstrap_kubeconfig=flags.get("bootstrap-kubeconfig", "/etc/kubernetes/bootstrap-kubelet.conf"),
         cert_dir=flags.get("cert-dir", "/var/lib/kubelet/pki"), rotate=config.get("rotateCertificates", False),
         static_pod_path=config.get("staticPodPath"), healthz_port=int(config.get("healthzPort", 10248)))
-    print("%s kubelet double v%s for node %s (%s) flags %s" % (time.strftime("%H:%M:%S"), version, name,
-                                                                kubelet.address, " ".join(argv)), flush=True)
+    print("%s kubelet double v%s for node %s (%s) flags %s"
+          % (time.strftime("%H:%M:%S"), version, name, kubelet.address, " ".join(argv)), flush=True)
     done = threading.Event()
 
     def on_term(_signum, _frame):

@@ -79,14 +79,12 @@ def processes_in_netns(ns):
 
 
 def rss_kib(pid):
+    """VmRSS of a process in KiB; 0 when it is gone (or a kernel thread)."""
+    from tests.lab.control_plane import process_rss_kib
     try:
-        with open("/proc/%d/status" % pid) as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+        return process_rss_kib(pid) or 0
     except OSError:
-        pass
-    return 0
+        return 0
 
 
 def command_name(pid):
