@@ -333,7 +333,7 @@ class LabCluster(object):
     def etcd_members(self, node=None):
         """``etcdctl member list`` through the node's own etcd client certificate (healthcheck-client)."""
         node = node or self.control_planes[0]
-        etcdctl = binaries.etcd_binary("etcdctl", ETCD_IMAGE_TAG.split("-")[0])
+        etcdctl = binaries.etcd_binary("etcdctl", ETCD_IMAGE_TAG.split("-", maxsplit=1)[0])
         proc = node.run([etcdctl, "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
                          "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
                          "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list", "-w", "json"])

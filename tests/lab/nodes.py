@@ -102,7 +102,7 @@ def command_name(pid):
 
 def _kill_netns(ns, holder=None):
     """SIGKILL every process of a network namespace (and the holder last), wait until gone."""
-    for _ in range(50):
+    for _attempt in range(50):
         pids = [p for p in processes_in_netns(ns) if p != holder]
         if not pids:
             break
