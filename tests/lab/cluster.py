@@ -20,7 +20,9 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 import weakref
 
@@ -106,6 +108,7 @@ class LabCluster(object):
         started = time.monotonic()
         os.makedirs(self.workdir, exist_ok=True)
         _LIVE.add(self)
+        _exit_on_sigterm()
         self.network = nodes.LabNetwork().create()
         try:
             for index, name in enumerate(self._names, start=1):
@@ -344,6 +347,13 @@ class LabCluster(object):
         proc = node.run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server",
                          "https://%s:6443" % node.address, "get", "--raw", "/readyz"], check=False)
         return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def _exit_on_sigterm():
+    """SIGTERM (a CI job cancelled, ``timeout``) exits through Python, so atexit stops the clusters.
+    Only when nobody handles SIGTERM yet, and only in the main thread (where signals can be set)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 @atexit.register

@@ -182,6 +182,11 @@ def _remove_lab(lab_id, entry):
         except ProcessLookupError:
             pass
     _ip("link", "delete", entry["bridge"], check=False)
+    # the host ends of the veths usually go with their namespace, but not always at once
+    for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith("%sv%s" % (PREFIX, lab_id)):
+            _ip("link", "delete", name, check=False)
     _Registry.remove(lab_id)
 
 
