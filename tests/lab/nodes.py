@@ -345,6 +345,44 @@ class LabNode(object):
             usage[name] = usage.get(name, 0) + rss_kib(pid)
         return usage
 
+    def kill(self, name, sig=signal.SIGKILL):
+        """Signal the node's processes whose command name is ``name`` (e.g. "kubeadm"); their pids."""
+        hit = [pid for pid in self.processes() if command_name(pid) == name]
+        for pid in hit:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return hit
+
+    def power_off(self):
+        """A power cut: every process of the node is killed; its files stay (and /run is emptied, as at boot)."""
+        for _attempt in range(50):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        run_dir = self.host_path("/run/cplane-lab-node")
+        for entry in os.listdir(run_dir):
+            path = os.path.join(run_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def boot(self):
+        """Start the enabled units, as systemd does at boot (the kubelet when its unit is enabled)."""
+        wants = self.host_path("/etc/systemd/system/multi-user.target.wants")
+        units = sorted(os.listdir(wants)) if os.path.isdir(wants) else []
+        for unit in units:
+            self.run(["systemctl", "start", unit])
+        return units
+
     def install(self, source, name, mode=0o755):
         """Put a program into the node's /usr/local/bin (a copy, as a package or the build role would)."""
         target = self.host_path(os.path.join("/usr/local/bin", name))

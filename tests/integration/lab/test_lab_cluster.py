@@ -14,7 +14,8 @@ from tests.lab import nodes
 from tests.lab.ansible_run import BIN, ansible_env
 from tests.lab.cluster import LabCluster
 
-pytestmark = pytest.mark.slow
+# the module fixture boots the cluster inside the first test's timeout: 2-6 minutes on the shared machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 VERSION = "1.36.3"
 
 
@@ -181,6 +182,23 @@ def test_memory_and_startup_figures(cluster):
           % (cluster.timings, totals, usage))
     for node in cluster.control_planes:
         assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"} <= set(usage[node.name])
+
+
+def test_power_cycle_of_a_control_plane_node(cluster):
+    """All of cp3's processes die (files stay); at boot the kubelet starts its static pods again."""
+    node = cluster.node("cp3")
+    node.power_off()
+    assert node.processes() == []
+    assert cluster.readyz(cluster.node("cp1")) == (0, "ok")      # two of three etcd members: quorum
+    assert node.boot() == ["kubelet.service"]
+
+    def healthy():
+        try:
+            return cluster.readyz(node) == (0, "ok") and len(cluster.etcd_members(node)) == 3
+        except subprocess.CalledProcessError:   # cp3's etcd is not answering yet
+            return False
+    _wait(healthy, 300, "cp3's API server ready again")
+    assert len(cluster.etcd_members(node)) == 3
 
 
 def test_teardown_leaves_no_namespace_link_or_process(cluster):
