@@ -20,7 +20,9 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 import weakref
 
@@ -54,7 +56,8 @@ RestartSec=10
 [Install]
 WantedBy=multi-user.target
 """
-# The drop-in of the kubeadm packages (kubernetes/release: cmd/krel/templates/latest/kubeadm/10-kubeadm.conf)
+# The drop-in the kubeadm packages install (kubernetes.io/docs/setup/production-environment/tools/kubeadm/
+# kubelet-integration/#the-kubelet-drop-in-file-for-systemd), with /usr/local/bin for /usr/bin
 KUBEADM_DROPIN = """# Note: This dropin only works with kubeadm and kubelet v1.11+
 [Service]
 Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
@@ -78,8 +81,9 @@ _LIVE = weakref.WeakSet()
 
 
 class LabCluster(object):
-    def __init__(self, workdir, control_planes=3, workers=1, version=None, kubelet_version=None):
+    def __init__(self, workdir, control_planes=3, workers=1, version=None, kubelet_version=None, packages=True):
         self.workdir = os.path.abspath(str(workdir))
+        self.packages = packages
         self.version = (version or binaries.K8S_VERSIONS[0]).lstrip("v")
         self.kubelet_version = (kubelet_version or self.version).lstrip("v")
         self.network = None
@@ -104,6 +108,7 @@ class LabCluster(object):
         started = time.monotonic()
         os.makedirs(self.workdir, exist_ok=True)
         _LIVE.add(self)
+        _exit_on_sigterm()
         self.network = nodes.LabNetwork().create()
         try:
             for index, name in enumerate(self._names, start=1):
@@ -135,14 +140,19 @@ class LabCluster(object):
         _LIVE.discard(self)
 
     def prepare(self, node):
-        """A node as the packages leave it: kubeadm, kubelet (the double), kubectl, the kubelet unit enabled."""
+        """A node as the packages leave it: kubeadm, kubelet (the double), kubectl, the kubelet unit enabled.
+
+        With ``packages=False`` only the systemctl double is there (a bare host: what the build role's
+        ``binaries`` install method starts from; ``binary_sources()`` are the files to install)."""
+        self._write(node, "/usr/local/bin/systemctl", systemctl_launcher(), 0o755)
+        if not self.packages:
+            return
         node.install(binaries.lab_binary("kubeadm", self.version), "kubeadm")
         try:
             node.install(binaries.lab_binary("kubectl", self.version), "kubectl")
         except (LookupError, FileNotFoundError):
             pass
         self.install_kubelet(node, self.kubelet_version)
-        self._write(node, "/usr/local/bin/systemctl", systemctl_launcher(), 0o755)
         self._write(node, "/etc/systemd/system/kubelet.service", KUBELET_UNIT)
         self._write(node, "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN)
         node.run(["systemctl", "enable", "kubelet"])
@@ -150,6 +160,15 @@ class LabCluster(object):
     def install_kubelet(self, node, version):
         """Install the kubelet double's launcher for ``version`` as the node's /usr/local/bin/kubelet."""
         self._write(node, "/usr/local/bin/kubelet", kubelet_launcher(version.lstrip("v")), 0o755)
+
+    def binary_sources(self, version=None):
+        """{program: host path} to install on nodes for ``version`` (default: the cluster's): kubeadm and
+        kubectl (lab-built), kubelet (a launcher of the kubelet double, written under the work directory)."""
+        version = (version or self.version).lstrip("v")
+        sources = {"kubeadm": binaries.lab_binary("kubeadm", version), "kubectl": binaries.lab_binary("kubectl", version)}
+        os.makedirs(os.path.join(self.workdir, "binaries", version), exist_ok=True)
+        sources["kubelet"] = self.kubelet_file(os.path.join(self.workdir, "binaries", version, "kubelet"), version)
+        return sources
 
     @staticmethod
     def kubelet_file(path, version):
@@ -195,8 +214,8 @@ class LabCluster(object):
         proc = node.run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"] + list(args), check=False,
                         timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError("kubectl %s failed (rc=%d): %s%s" % (" ".join(args), proc.returncode, proc.stdout,
-                                                                       proc.stderr))
+            raise AssertionError("kubectl %s failed (rc=%d): %s%s"
+                                 % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return proc.stdout
 
     def memory(self):
@@ -317,7 +336,7 @@ class LabCluster(object):
     def etcd_members(self, node=None):
         """``etcdctl member list`` through the node's own etcd client certificate (healthcheck-client)."""
         node = node or self.control_planes[0]
-        etcdctl = binaries.etcd_binary("etcdctl", ETCD_IMAGE_TAG.split("-")[0])
+        etcdctl = binaries.etcd_binary("etcdctl", ETCD_IMAGE_TAG.split("-", maxsplit=1)[0])
         proc = node.run([etcdctl, "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
                          "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
                          "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list", "-w", "json"])
@@ -328,6 +347,13 @@ class LabCluster(object):
         proc = node.run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server",
                          "https://%s:6443" % node.address, "get", "--raw", "/readyz"], check=False)
         return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def _exit_on_sigterm():
+    """SIGTERM (a CI job cancelled, ``timeout``) exits through Python, so atexit stops the clusters.
+    Only when nobody handles SIGTERM yet, and only in the main thread (where signals can be set)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 @atexit.register

@@ -27,7 +27,11 @@ A lab node's ``kubelet`` is a small launcher (written by ``kubelet_launcher(vers
 - Then what ApiKubelet does (tests/lab/control_plane.py): Node registration, node status every
   10 s (kubelet's nodeStatusUpdateFrequency), mirror pods of its static pods and their status.
 - Pods the scheduler binds to the node (coredns, kube-proxy, a drained workload) are **not run**:
-  they stay Pending.  When one gets a ``deletionTimestamp`` (eviction, ``kubectl drain``,
+  they stay Pending, except pods whose every container is the ``pause`` image, whose behaviour is
+  known: ``pause`` runs until stopped, ``pause -v`` prints its version and exits 0 (kubernetes
+  build/pause/linux/pause.c).  Those are reported Running, or Succeeded for ``-v`` (what kubeadm
+  upgrade's ``CreateJob`` health check runs, cmd/kubeadm/app/phases/upgrade/health.go).  When one
+  gets a ``deletionTimestamp`` (eviction, ``kubectl drain``,
   ``kubectl delete``) the double finishes the deletion as kubelet does once the containers are
   gone: ``DELETE`` with ``gracePeriodSeconds: 0`` and the pod's UID as precondition
   (pkg/kubelet/status/status_manager.go). So drains complete.
@@ -53,6 +57,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import image_repository
 from tests.lab.control_plane import ApiClient, ApiError, ApiKubelet
 from tests.lab.kubelet_double import AdoptedProcess, _proc_start_time
 
@@ -143,6 +148,7 @@ class NodeKubelet(ApiKubelet):
         self._last_status = 0.0
         self._last_bound = 0.0
         self.deleted_pods = []
+        self._paused = set()
 
     # -- containers of the previous kubelet ------------------------------------------------------
     @staticmethod
@@ -280,11 +286,14 @@ class NodeKubelet(ApiKubelet):
             self._agent_stop.wait(1.0)
 
     def finish_deletions(self):
-        """Pods bound here that are being deleted: finish it (the double runs no containers for them)."""
+        """Pods bound here: finish deletions (the double runs no containers for them); pause pods run."""
         pods = self.api.get("/api/v1/pods", fieldSelector="spec.nodeName=%s" % self.node_name)
         for pod in pods.get("items") or []:
             meta = pod["metadata"]
-            if not meta.get("deletionTimestamp") or "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+            if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+                continue
+            if not meta.get("deletionTimestamp"):
+                self.pause_pod(pod)
                 continue
             options = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
                        "preconditions": {"uid": meta["uid"]}}
@@ -295,6 +304,33 @@ class NodeKubelet(ApiKubelet):
                 self.record_event("deleted terminating pod %s/%s" % (meta["namespace"], meta["name"]))
             except ApiError as exc:
                 self.record_event("delete %s/%s: %s" % (meta["namespace"], meta["name"], exc))
+
+    def pause_pod(self, pod):
+        """Report a pod of pause containers as kubelet would after running it (once per pod UID)."""
+        spec, meta = pod.get("spec") or {}, pod["metadata"]
+        containers = spec.get("containers") or []
+        if meta["uid"] in self._paused or spec.get("initContainers") or not containers or \
+                (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+            return
+        if not all(image_repository(c.get("image") or "") == "pause" and not c.get("command") for c in containers):
+            return
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        exits = all("-v" in (c.get("args") or []) for c in containers)
+        if exits:
+            state = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
+        else:
+            state = {"running": {"startedAt": now}}
+        statuses = [{"name": c["name"], "image": c["image"], "imageID": c["image"], "ready": not exits,
+                     "restartCount": 0, "started": not exits, "state": state} for c in containers]
+        ready = "False" if exits else "True"
+        conditions = [{"type": kind, "status": value, "lastTransitionTime": now}
+                      for kind, value in (("PodScheduled", "True"), ("Initialized", "True"), ("ContainersReady", ready),
+                                          ("Ready", ready))]
+        self.api.patch_status("/api/v1/namespaces/%s/pods/%s/status" % (meta["namespace"], meta["name"]), {
+            "phase": "Succeeded" if exits else "Running", "conditions": conditions, "containerStatuses": statuses,
+            "hostIP": self.address, "startTime": now})
+        self._paused.add(meta["uid"])
+        self.record_event("pause pod %s/%s: %s" % (meta["namespace"], meta["name"], "Succeeded" if exits else "Running"))
 
 
 def _node_address():
@@ -327,8 +363,8 @@ def main(argv, version):
         bootstrap_kubeconfig=flags.get("bootstrap-kubeconfig", "/etc/kubernetes/bootstrap-kubelet.conf"),
         cert_dir=flags.get("cert-dir", "/var/lib/kubelet/pki"), rotate=config.get("rotateCertificates", False),
         static_pod_path=config.get("staticPodPath"), healthz_port=int(config.get("healthzPort", 10248)))
-    print("%s kubelet double v%s for node %s (%s) flags %s" % (time.strftime("%H:%M:%S"), version, name,
-                                                                kubelet.address, " ".join(argv)), flush=True)
+    print("%s kubelet double v%s for node %s (%s) flags %s"
+          % (time.strftime("%H:%M:%S"), version, name, kubelet.address, " ".join(argv)), flush=True)
     done = threading.Event()
 
     def on_term(_signum, _frame):

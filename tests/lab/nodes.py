@@ -79,14 +79,12 @@ def processes_in_netns(ns):
 
 
 def rss_kib(pid):
+    """VmRSS of a process in KiB; 0 when it is gone (or a kernel thread)."""
+    from tests.lab.control_plane import process_rss_kib
     try:
-        with open("/proc/%d/status" % pid) as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+        return process_rss_kib(pid) or 0
     except OSError:
-        pass
-    return 0
+        return 0
 
 
 def command_name(pid):
@@ -104,7 +102,7 @@ def command_name(pid):
 
 def _kill_netns(ns, holder=None):
     """SIGKILL every process of a network namespace (and the holder last), wait until gone."""
-    for _ in range(50):
+    for _attempt in range(50):
         pids = [p for p in processes_in_netns(ns) if p != holder]
         if not pids:
             break
@@ -184,6 +182,11 @@ def _remove_lab(lab_id, entry):
         except ProcessLookupError:
             pass
     _ip("link", "delete", entry["bridge"], check=False)
+    # the host ends of the veths usually go with their namespace, but not always at once
+    for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith("%sv%s" % (PREFIX, lab_id)):
+            _ip("link", "delete", name, check=False)
     _Registry.remove(lab_id)
 
 
@@ -341,6 +344,44 @@ class LabNode(object):
             name = command_name(pid)
             usage[name] = usage.get(name, 0) + rss_kib(pid)
         return usage
+
+    def kill(self, name, sig=signal.SIGKILL):
+        """Signal the node's processes whose command name is ``name`` (e.g. "kubeadm"); their pids."""
+        hit = [pid for pid in self.processes() if command_name(pid) == name]
+        for pid in hit:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return hit
+
+    def power_off(self):
+        """A power cut: every process of the node is killed; its files stay (and /run is emptied, as at boot)."""
+        for _attempt in range(50):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        run_dir = self.host_path("/run/cplane-lab-node")
+        for entry in os.listdir(run_dir):
+            path = os.path.join(run_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def boot(self):
+        """Start the enabled units, as systemd does at boot (the kubelet when its unit is enabled)."""
+        wants = self.host_path("/etc/systemd/system/multi-user.target.wants")
+        units = sorted(os.listdir(wants)) if os.path.isdir(wants) else []
+        for unit in units:
+            self.run(["systemctl", "start", unit])
+        return units
 
     def install(self, source, name, mode=0o755):
         """Put a program into the node's /usr/local/bin (a copy, as a package or the build role would)."""

@@ -14,7 +14,8 @@ from tests.lab import nodes
 from tests.lab.ansible_run import BIN, ansible_env
 from tests.lab.cluster import LabCluster
 
-pytestmark = pytest.mark.slow
+# the module fixture boots the cluster inside the first test's timeout: 2-6 minutes on the shared machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 VERSION = "1.36.3"
 
 
@@ -144,12 +145,33 @@ def test_drain_completes_for_pods_bound_to_the_worker(cluster):
         pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
         return len([p for p in pods if p["spec"].get("nodeName") == "w1"]) == 2
     _wait(bound, 120, "two pods bound to w1")
+
+    def running():   # pause runs until stopped: the double reports the pods Running
+        pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
+        return [p["status"].get("phase") for p in pods] == ["Running", "Running"]
+    _wait(running, 60, "the pause pods Running")
     out = cluster.kubectl("drain", "w1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s",
                           timeout=240)
     assert "node/w1 drained" in out
     pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
     assert not [p for p in pods if p["spec"].get("nodeName") == "w1"], pods
     cluster.kubectl("uncordon", "w1")
+
+
+def test_pause_job_completes_like_kubeadm_upgrade_health_check(cluster):
+    """kubeadm upgrade's CreateJob check: a Job of ``pause -v`` (exits 0) must complete."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "health-check", "namespace": "kube-system"},
+           "spec": {"backoffLimit": 0, "template": {"spec": {
+               "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+               "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+               "containers": [{"name": "health-check", "image": "registry.k8s.io/pause:3.10", "args": ["-v"]}]}}}}
+    cluster.control_planes[0].run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"],
+                                  input=json.dumps(job))
+
+    def complete():
+        got = json.loads(cluster.kubectl("get", "job", "-n", "kube-system", "health-check", "-o", "json"))
+        return [c["type"] for c in got["status"].get("conditions") or [] if c["status"] == "True"]
+    assert "Complete" in _wait(complete, 90, "the Job complete")
 
 
 def test_memory_and_startup_figures(cluster):
@@ -160,6 +182,23 @@ def test_memory_and_startup_figures(cluster):
           % (cluster.timings, totals, usage))
     for node in cluster.control_planes:
         assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"} <= set(usage[node.name])
+
+
+def test_power_cycle_of_a_control_plane_node(cluster):
+    """All of cp3's processes die (files stay); at boot the kubelet starts its static pods again."""
+    node = cluster.node("cp3")
+    node.power_off()
+    assert node.processes() == []
+    assert cluster.readyz(cluster.node("cp1")) == (0, "ok")      # two of three etcd members: quorum
+    assert node.boot() == ["kubelet.service"]
+
+    def healthy():
+        try:
+            return cluster.readyz(node) == (0, "ok") and len(cluster.etcd_members(node)) == 3
+        except subprocess.CalledProcessError:   # cp3's etcd is not answering yet
+            return False
+    _wait(healthy, 300, "cp3's API server ready again")
+    assert len(cluster.etcd_members(node)) == 3
 
 
 def test_teardown_leaves_no_namespace_link_or_process(cluster):
