@@ -34,7 +34,7 @@ from tests.integration.build.lab_build import changed, kubeadm_seconds, lab_vars
 def playbook(workdir, version):
     with LabCluster(os.path.join(workdir, "playbook"), control_planes=3, workers=1, version=version) as lab:
         inventory = lab.write_inventory(os.path.join(workdir, "inventory.yml"))
-        extra = lab_vars(lab, workdir)
+        extra = lab_vars(lab)
         run = run_build(inventory, dict(extra, cluster_build_report=False))
         if run.rc != 0:
             raise SystemExit("build failed:\n" + run.output[-5000:])

@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 import time
 
-from tests.lab import binaries
 from tests.lab.ansible_run import BIN, ROOT, PlaybookRun, ansible_env, descendants
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "build.yml")
@@ -17,25 +16,22 @@ LAB_SKIPS = ["containerd", "package_repository", "kernel_modules", "sysctl", "sw
 
 
 def lab_cluster(workdir, control_planes, workers):
-    """Start a LabCluster in ``workdir``; yields (cluster, inventory path, the role's lab variables), then stops it."""
+    """Start a LabCluster of bare nodes in ``workdir`` (no kubeadm, kubelet or unit installed: the role's
+    ``binaries`` method installs them); yields (cluster, inventory path, the role's lab variables), then stops it."""
     from tests.lab.cluster import LabCluster
-    cluster = LabCluster(str(workdir), control_planes=control_planes, workers=workers).start()
+    cluster = LabCluster(str(workdir), control_planes=control_planes, workers=workers, packages=False).start()
     try:
-        yield cluster, cluster.write_inventory(os.path.join(str(workdir), "inventory.yml")), lab_vars(cluster, str(workdir))
+        yield cluster, cluster.write_inventory(os.path.join(str(workdir), "inventory.yml")), lab_vars(cluster)
     finally:
         cluster.stop()
 
 
-def lab_vars(cluster, workdir):
+def lab_vars(cluster):
     """The role's variables for the lab: its endpoint, CRI socket, preflight exceptions, etcd tag,
-    kubeadm timeouts sized for a loaded 2-core machine, and the binaries (lab kubeadm, kubelet double)."""
+    kubeadm timeouts sized for a loaded 2-core machine, and the binaries to install (lab kubeadm and
+    kubectl, the kubelet double's launcher: LabCluster.binary_sources)."""
     from tests.lab.cluster import CRI_SOCKET, ETCD_IMAGE_TAG, IGNORE_PREFLIGHT, KUBEADM_TIMEOUTS
-    kubelet = cluster.kubelet_file(os.path.join(workdir, "kubelet-%s" % cluster.version), cluster.version)
-    found = {"kubeadm": binaries.lab_binary("kubeadm", cluster.version), "kubelet": kubelet}
-    try:
-        found["kubectl"] = binaries.lab_binary("kubectl", cluster.version)
-    except Exception:  # kubectl 1.36.3 is only built with --all
-        pass
+    found = cluster.binary_sources()
     return {
         "cluster_build_become": False,
         "cluster_build_kubernetes_version": cluster.version,
