@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.cplane.kubeadm.plugins.module_utils._errors import CplaneError, ConnectionFailure
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import MemberClient
 from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.tls import check_tls_files
+from ansible_collections.cplane.kubeadm.plugins.module_utils._topology import quorum
 
 # etcd's default --quota-backend-bytes; members older than 3.6 do not report their quota.
 DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
@@ -31,7 +32,8 @@ def fragmentation(db_size, db_size_in_use):
 
 
 def quorum_of(voting):
-    return voting // 2 + 1
+    """etcd's quorum for ``voting`` voters (the rule lives in _topology)."""
+    return quorum(voting)
 
 
 class Cluster(object):

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
+from ansible_collections.cplane.kubeadm.plugins.module_utils import _topology
+
 # Ansible's bookkeeping in a registered result, not part of the evidence.
 BOOKKEEPING = ("invocation", "changed", "failed", "failed_when_result", "warnings")
 STRAY_RULE = "stray-manifest-file"
@@ -152,6 +154,7 @@ def findings(report, max_restarts):
                 out.append("etcd: member %s is unhealthy: %s" % (member["name"], member.get("error")))
         for alarm in etcd.get("alarms") or []:
             out.append("etcd: alarm %s raised on member %s" % (alarm["alarm"], alarm["member"]))
+        out.extend(_topology.report_findings(etcd.get("voting_members")))
     for probe in report["probes"]:
         if not probe["present"]:
             continue
