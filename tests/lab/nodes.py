@@ -42,7 +42,7 @@ PREFIX = "cpl"                  # every interface the lab creates: cplb<id> (bri
 SUBNETS = range(100, 250)       # 10.77.<k>.0/24
 # Directories each node has of its own (bind mounts inside its mount namespace).
 NODE_DIRS = ("/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/systemd/system", "/etc/default",
-             "/etc/cni", "/opt/cni", "/usr/local/bin", "/var/lib/cplane-kubeadm", "/var/log/pods",
+             "/etc/sysctl.d", "/etc/modules-load.d", "/etc/containerd", "/etc/cni", "/opt/cni", "/usr/local/bin", "/var/lib/cplane-kubeadm", "/var/log/pods",
              "/var/log/containers", "/var/lib/cplane-lab", "/run/cplane-lab-node", "/usr/libexec/kubernetes")
 # What a process inside a node finds first on its PATH: the node's own /usr/local/bin (kubeadm,
 # the kubelet double's launcher, the systemctl double), then the venv (ansible's modules), then the host.
