@@ -42,7 +42,7 @@ PREFIX = "cpl"                  # every interface the lab creates: cplb<id> (bri
 SUBNETS = range(100, 250)       # 10.77.<k>.0/24
 # Directories each node has of its own (bind mounts inside its mount namespace).
 NODE_DIRS = ("/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/systemd/system", "/etc/default",
-             "/etc/cni", "/opt/cni", "/usr/local/bin", "/var/lib/cplane-kubeadm", "/var/log/pods",
+             "/etc/sysctl.d", "/etc/modules-load.d", "/etc/containerd", "/etc/cni", "/opt/cni", "/usr/local/bin", "/var/lib/cplane-kubeadm", "/var/log/pods",
              "/var/log/containers", "/var/lib/cplane-lab", "/run/cplane-lab-node", "/usr/libexec/kubernetes")
 # What a process inside a node finds first on its PATH: the node's own /usr/local/bin (kubeadm,
 # the kubelet double's launcher, the systemctl double), then the venv (ansible's modules), then the host.
@@ -102,21 +102,26 @@ def command_name(pid):
 
 def _kill_netns(ns, holder=None):
     """SIGKILL every process of a network namespace (and the holder last), wait until gone."""
-    for _attempt in range(50):
-        pids = [p for p in processes_in_netns(ns) if p != holder]
+    _kill_until_gone(lambda: [p for p in processes_in_netns(ns) if p != holder])
+    if holder:
+        try:
+            os.kill(holder, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_until_gone(list_pids, attempts=50):
+    """SIGKILL what ``list_pids()`` returns until it returns nothing (5 s at most)."""
+    for _attempt in range(attempts):
+        pids = list_pids()
         if not pids:
-            break
+            return
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         time.sleep(0.1)
-    if holder:
-        try:
-            os.kill(holder, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class _Registry(object):
@@ -357,16 +362,7 @@ class LabNode(object):
 
     def power_off(self):
         """A power cut: every process of the node is killed; its files stay (and /run is emptied, as at boot)."""
-        for _attempt in range(50):
-            pids = self.processes()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
+        _kill_until_gone(self.processes)
         run_dir = self.host_path("/run/cplane-lab-node")
         for entry in os.listdir(run_dir):
             path = os.path.join(run_dir, entry)
