@@ -14,7 +14,6 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.report.conftest import ControlPlane
 from tests.lab.ansible_run import BIN, ROOT
 from tests.lab.api_double import ApiDouble
 from tests.lab.collection_repo import clean_env, git_repo, install
@@ -46,9 +45,6 @@ def project(tmp_path):
     proc = install(str(requirements), collections)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return pdd, collections
-
-
-from tests.integration.report.conftest import control_plane  # noqa: E402,F401 (fixture)
 
 
 def test_syntax_check_of_every_project_playbook(project):

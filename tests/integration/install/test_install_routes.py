@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 
-from tests.integration.report.conftest import control_plane  # noqa: F401 (fixture)
 from tests.lab.ansible_run import BIN, ROOT
 from tests.lab.collection_repo import build_tarball, clean_env, git_repo, install
 

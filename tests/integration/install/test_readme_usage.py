@@ -13,7 +13,6 @@ import sys
 
 import yaml
 
-from tests.integration.report.conftest import control_plane  # noqa: F401 (fixture)
 from tests.integration.python_env.test_python_env import node_python
 from tests.lab.ansible_run import ROOT
 from tests.lab.collection_repo import clean_env, git_repo
@@ -34,7 +33,7 @@ def usage_blocks():
 
 
 def test_readme_inventory_matches_the_role_default():
-    inventory, _ = usage_blocks()
+    inventory = usage_blocks()[0]
     defaults = yaml.safe_load(open(os.path.join(ROOT, "roles", "python_env", "defaults", "main.yml")))
     assert inventory["kube_control_plane"]["vars"]["cplane_kubeadm_python"] == defaults["python_env_path"] + "/bin/python"
 

@@ -17,7 +17,6 @@ import yaml
 
 from tests.lab.ansible_run import ROOT, run_module, run_playbook
 from tests.lab.wheelhouse import wheelhouse
-from tests.integration.report.conftest import control_plane  # noqa: F401 (fixture)
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "python_env.yml")
 LIBRARIES = ("etcd3", "grpcio", "protobuf", "cryptography", "kubernetes", "PyYAML", "zstandard")
