@@ -152,6 +152,34 @@ def test_check_mode_creates_nothing(node, tmp_path):
     assert not os.path.exists(os.path.dirname(venv))
 
 
+def test_os_packages_where_they_suffice(node, index, tmp_path):
+    """--system-site-packages on Debian 12's Python: its python3-six (new enough for the kubernetes client)
+    is used from the OS; its python3-cryptography 38.0.4 and python3-yaml 6.0 are below
+    the floors, so pip installs newer ones into the venv, where they shadow the OS copies."""
+    dist = "/usr/lib/python3/dist-packages"
+    if node_python() != "/usr/bin/python3" or not all(
+            os.path.exists(os.path.join(dist, name)) for name in ("six.py", "cryptography", "yaml")):
+        pytest.skip("needs Debian's python3 with python3-six, -cryptography and -yaml installed")
+    venv = str(tmp_path / "venv")
+    run = run_playbook(PLAYBOOK, {"python_env_become": False, "python_env_path": venv,
+                                  "python_env_system_site_packages": True},
+                       inventory=node["inventory"], env=node["env"])
+    assert run.rc == 0, run.output[-4000:]
+    assert index.requests == []
+    code = ("import json, six, cryptography, yaml; print(json.dumps({m.__name__: [m.__file__, "
+            "getattr(m, '__version__', '')] for m in (six, cryptography, yaml)}))")
+    where = json.loads(subprocess.run([venv + "/bin/python", "-c", code], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert where["six"][0].startswith(dist)
+    assert where["cryptography"][0].startswith(venv) and where["yaml"][0].startswith(venv)
+    from ansible.module_utils.compat.version import LooseVersion
+    assert LooseVersion(where["cryptography"][1]) >= LooseVersion("39.0")
+    again = run_playbook(PLAYBOOK, {"python_env_become": False, "python_env_path": venv,
+                                    "python_env_system_site_packages": True},
+                         inventory=node["inventory"], env=node["env"])
+    assert again.rc == 0 and changed(again) == []
+
+
 def test_modules_run_with_the_venv_interpreter(node, etcd3_cluster):
     """etcd_member_info against the real lab etcd, run with the venv's Python as the interpreter."""
     python = os.path.join(node["venv"], "bin", "python")
