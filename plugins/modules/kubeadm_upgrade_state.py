@@ -49,7 +49,9 @@ options:
     description: Name of the Node object of this node. Required with O(api=true).
     type: str
   local:
-    description: Read this host's static pod manifests and the versions of its kubeadm, kubelet and kubectl.
+    description:
+      - Read this host's static pod manifests and the versions of its kubeadm, kubelet and kubectl.
+      - The binaries are looked up on E(PATH), then in C(/usr/local/bin) and C(/usr/bin).
     type: bool
     default: true
   control_plane:
@@ -187,7 +189,8 @@ from ansible_collections.cplane.kubeadm.plugins.module_utils._kubeadm import API
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import local as local_versions
 from ansible_collections.cplane.kubeadm.plugins.module_utils._versions import upgrade
 
-# kubeadm's packages install to /usr/bin, the binaries method to /usr/local/bin.
+# Binaries are looked up on PATH first, then here (kubeadm's packages install to /usr/bin, the
+# role's binaries method to /usr/local/bin), so a become without a full PATH still finds them.
 BIN_DIRS = ["/usr/local/bin", "/usr/bin"]
 
 
@@ -224,7 +227,7 @@ def main():
                 control_plane = os.path.exists(manifest_file(APISERVER, params["manifests_dir"]))
             tags = upgrade.read_manifest_tags(params["manifests_dir"]) if control_plane else {}
             gathered = local_versions.gather_local(
-                lambda name: module.get_bin_path(name, opt_dirs=BIN_DIRS),
+                lambda name: module.get_bin_path(name) or module.get_bin_path(name, opt_dirs=BIN_DIRS),
                 lambda argv: module.run_command(argv, environ_update={"LANG": "C"}))
             local = upgrade.local_state(tags, local_versions.local_versions(gathered), control_plane)
             result["free_bytes"] = upgrade.free_bytes(params["disk_paths"])
