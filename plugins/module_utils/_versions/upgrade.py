@@ -48,7 +48,7 @@ def target_of(text):
     kubeadm upgrade apply takes a full version, and packages are pinned to one: ``1.37`` is refused.
     """
     version = parse_version(text)
-    if not version or not str(text).strip().lstrip("v").count(".") == 2:
+    if not version or str(text).strip().lstrip("v").count(".") != 2:
         raise InputError("target_version %r is not a full Kubernetes version; give major.minor.patch, e.g. 1.37.2 "
                          "(kubeadm upgrade apply and the pinned packages need the patch)." % (text,))
     return version

@@ -60,8 +60,8 @@ def test_worker_behind_reports_its_kubelet_and_times_out_waiting(api, tmp_path):
     assert local["pending"] == ["kubelet"] and local["local"]["kubelet"] == "v1.36.3"
     worker = api.cluster.nodes[1].name
     waited = run_module("kubeadm_upgrade_state", {"target_version": "1.37.2", "node_name": worker, "local": False,
-                                                   "local_state": local["local"], "kubeconfig": api.kubeconfig,
-                                                   "wait_ready": True, "wait_timeout": 3})
+                                                  "local_state": local["local"], "kubeconfig": api.kubeconfig,
+                                                  "wait_ready": True, "wait_timeout": 3})
     assert waited["failed"]
     assert "%s did not come back Ready with kubelet v1.37.2 within 3 s" % worker in waited["msg"]
     assert "reports kubelet v1.36.3" in waited["msg"] and "run the playbook again" in waited["msg"]
