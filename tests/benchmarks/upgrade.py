@@ -124,7 +124,7 @@ def by_hand(workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--workdir")
     parser.add_argument("--only", choices=["playbook", "hand"])
     args = parser.parse_args()
