@@ -28,19 +28,16 @@ KUBEADM_TASKS = ("Apply | kubeadm upgrade plan", "Apply | kubeadm upgrade apply"
 
 
 def build(workdir):
-    from tests.lab.nodes import LabCluster
-    cluster = LabCluster(workdir, control_planes=3, workers=1, version=FROM)
+    from tests.lab.cluster import LabCluster
     started = time.monotonic()
+    cluster = LabCluster(workdir, control_planes=3, workers=1, version=FROM).start()
     cluster.kubeadm_bootstrap()
     return cluster, time.monotonic() - started
 
 
 def binaries(workdir):
-    from tests.lab.node_kubelet import kubelet_launcher
-    kubelet = os.path.join(workdir, "kubelet-" + TO)
-    with open(kubelet, "w") as handle:
-        handle.write(kubelet_launcher(TO))
-    os.chmod(kubelet, 0o755)
+    from tests.lab.cluster import LabCluster
+    kubelet = LabCluster.kubelet_file(os.path.join(workdir, "kubelet-" + TO), TO)
     return {"kubeadm": lab_binary("kubeadm", TO), "kubectl": lab_binary("kubectl", TO), "kubelet": kubelet}
 
 
@@ -51,7 +48,7 @@ def with_playbook(workdir):
                  "cluster_upgrade_binaries": binaries(workdir), "cluster_upgrade_ignore_preflight_errors": IGNORE,
                  "cluster_upgrade_snapshot_dir": os.path.join(workdir, "snapshots"), "cluster_upgrade_min_free_mb": 64}
         started = time.monotonic()
-        run = run_playbook(os.path.join(ROOT, "playbooks", "upgrade.yml"), extra, inventory=cluster.write_inventory(),
+        run = run_playbook(os.path.join(ROOT, "playbooks", "upgrade.yml"), extra, inventory=cluster.write_inventory(os.path.join(workdir, "inventory.yml")),
                            timeout=7200)
         total = time.monotonic() - started
         if run.rc != 0:

@@ -28,22 +28,17 @@ IGNORE = ["CreateJob", "ImagePull"]
 TIMES = {}
 
 
-def _lab_module():
-    from tests.lab import nodes
-    return nodes
-
-
 class Lab(object):
     """The lab cluster with what the tests read from it."""
 
     def __init__(self, workdir):
-        nodes = _lab_module()
+        from tests.lab.cluster import LabCluster
         self.workdir = workdir
-        self.cluster = nodes.LabCluster(workdir, control_planes=3, workers=1, version=FROM)
         started = time.monotonic()
+        self.cluster = LabCluster(os.path.join(workdir, "cluster"), control_planes=3, workers=1, version=FROM).start()
         self.cluster.kubeadm_bootstrap()
         TIMES["bootstrap"] = time.monotonic() - started
-        self.inventory = self.cluster.write_inventory()
+        self.inventory = self.cluster.write_inventory(os.path.join(workdir, "inventory.yml"))
         self.control_planes = list(self.cluster.control_planes)
         self.workers = list(self.cluster.workers)
         self.nodes = self.control_planes + self.workers
@@ -52,13 +47,9 @@ class Lab(object):
         self.results = []
 
     def _binaries(self, version):
-        from tests.lab.node_kubelet import kubelet_launcher
         directory = os.path.join(self.workdir, "binaries-" + version)
         os.makedirs(directory, exist_ok=True)
-        kubelet = os.path.join(directory, "kubelet")
-        with open(kubelet, "w") as handle:
-            handle.write(kubelet_launcher(version))
-        os.chmod(kubelet, 0o755)
+        kubelet = self.cluster.kubelet_file(os.path.join(directory, "kubelet"), version)
         return {"kubeadm": lab_binary("kubeadm", version), "kubectl": lab_binary("kubectl", version), "kubelet": kubelet}
 
     def broken_kubelet(self):
@@ -102,21 +93,27 @@ class Lab(object):
         return found
 
     def api_nodes(self):
-        out = self.control_planes[0].run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "nodes", "-o", "json"])
-        items = json.loads(out.stdout)["items"]
+        items = json.loads(self.cluster.kubectl("get", "nodes", "-o", "json"))["items"]
         return dict((n["metadata"]["name"], {"kubelet": n["status"]["nodeInfo"]["kubeletVersion"],
                                              "unschedulable": bool(n["spec"].get("unschedulable"))}) for n in items)
 
     def mirror_pods(self):
-        out = self.control_planes[0].run(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "-n", "kube-system",
-                                          "get", "pods", "-l", "tier=control-plane", "-o", "json"])
+        out = self.cluster.kubectl("-n", "kube-system", "get", "pods", "-l", "tier=control-plane", "-o", "json")
         return dict((p["metadata"]["name"], p["spec"]["containers"][0]["image"].rsplit(":", 1)[1])
-                    for p in json.loads(out.stdout)["items"])
+                    for p in json.loads(out)["items"])
+
+    def etcd_tls(self):
+        """(endpoints, ca, cert, key) for a client on the host: every member at its node's address,
+        kube-apiserver's etcd client certificate."""
+        first = self.control_planes[0]
+        return (["https://%s:2379" % node.address for node in self.control_planes],
+                first.host_path("/etc/kubernetes/pki/etcd/ca.crt"),
+                first.host_path("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
+                first.host_path("/etc/kubernetes/pki/apiserver-etcd-client.key"))
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    nodes = _lab_module()
     workdir = str(tmp_path_factory.mktemp("upgrade-lab"))
     lab = Lab(workdir)
     try:
@@ -124,14 +121,12 @@ def lab(tmp_path_factory):
     finally:
         lab.cluster.stop()
         print("\nupgrade lab wall times: %s" % json.dumps(dict((k, round(v, 1)) for k, v in TIMES.items())))
-        del nodes
 
 
 @pytest.fixture(scope="module")
 def writer(lab):
     from tests.lab.workload import ConcurrentWriter
-    etcd = lab.cluster.etcd_client_tls()       # (endpoints, ca, cert, key) as seen from the host
-    endpoints, ca_cert, client_cert, client_key = etcd
+    endpoints, ca_cert, client_cert, client_key = lab.etcd_tls()
     from ansible_collections.cplane.kubeadm.plugins.module_utils._etcd.client import connect
     client = connect(endpoints[0], ca_cert, client_cert, client_key, timeout=60)
     before = dict(("/before-upgrade/%04d" % i, "value-%d" % i) for i in range(200))
