@@ -44,7 +44,7 @@ def binaries(workdir):
 def with_playbook(workdir):
     cluster, bootstrap = build(os.path.join(workdir, "playbook"))
     try:
-        extra = {"cluster_upgrade_target_version": TO, "cluster_upgrade_install_method": "binaries",
+        extra = {"cluster_upgrade_become": False, "cluster_upgrade_target_version": TO, "cluster_upgrade_install_method": "binaries",
                  "cluster_upgrade_binaries": binaries(workdir), "cluster_upgrade_ignore_preflight_errors": IGNORE,
                  "cluster_upgrade_snapshot_dir": os.path.join(workdir, "snapshots"), "cluster_upgrade_min_free_mb": 64}
         started = time.monotonic()

@@ -62,7 +62,7 @@ class Lab(object):
         return path
 
     def extra_vars(self, **more):
-        values = {"cluster_upgrade_target_version": TO, "cluster_upgrade_install_method": "binaries",
+        values = {"cluster_upgrade_become": False, "cluster_upgrade_target_version": TO, "cluster_upgrade_install_method": "binaries",
                   "cluster_upgrade_binaries": self.binaries, "cluster_upgrade_ignore_preflight_errors": IGNORE,
                   "cluster_upgrade_snapshot_dir": self.snapshots, "cluster_upgrade_ready_timeout": 180,
                   "cluster_upgrade_drain_timeout": 120, "cluster_upgrade_min_free_mb": 64}
