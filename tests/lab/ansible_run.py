@@ -21,6 +21,8 @@ def ansible_env(extra=None):
     env = dict(os.environ)
     env.update({
         "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+        # the lab's ``labnode`` connection (tests/lab/connection_plugins): tasks inside a lab node
+        "ANSIBLE_CONNECTION_PLUGINS": os.path.join(HERE, "connection_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "record_results",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

@@ -69,11 +69,13 @@ class ApiError(Exception):
 class ApiClient(object):
     """A minimal REST client with a client certificate: enough for a kubelet agent and test set-up."""
 
-    def __init__(self, server, ca_file, cert_file, key_file, timeout=10):
+    def __init__(self, server, ca_file, cert_file=None, key_file=None, timeout=10, token=None):
         parts = urlsplit(server)
         self.server, self.host, self.port = server, parts.hostname, parts.port or 443
         self.context = ssl.create_default_context(cafile=ca_file)
-        self.context.load_cert_chain(cert_file, key_file)
+        if cert_file:
+            self.context.load_cert_chain(cert_file, key_file)
+        self.token = token
         self.timeout = timeout
 
     @classmethod
@@ -99,6 +101,8 @@ class ApiClient(object):
         try:
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Accept": "application/json"}
+            if self.token:
+                headers["Authorization"] = "Bearer " + self.token
             if data is not None:
                 headers["Content-Type"] = content_type
             conn.request(method, path, body=data, headers=headers)
@@ -154,6 +158,7 @@ class ApiKubelet(KubeletDouble):
         self.registered = threading.Event()
         self.agent_errors = []
         self._mirrors = {}      # mirror pod name -> config hash posted
+        self._posted = {}       # mirror pod name -> status last patched (patched again only when it changes)
         self._agent_stop = threading.Event()
         self._agent = None
         self._healthz = None
@@ -253,19 +258,32 @@ class ApiKubelet(KubeletDouble):
                     self._delete_mirror(pod.namespace, pod.name)
                 path = "/api/v1/namespaces/%s/pods" % pod.namespace
                 status, _body = self.api.request("POST", path, self.mirror_pod(pod, wanted), expect=(201, 409))
-                if status == 409:   # a mirror pod of an older manifest: kubelet deletes and recreates it
+                if status == 409 and self._existing_hash(pod) != wanted:
+                    # a mirror pod of an older manifest: kubelet deletes and recreates it (one of the
+                    # same manifest, posted before this kubelet restarted, is kept)
                     self._delete_mirror(pod.namespace, pod.name)
                     self.api.request("POST", path, self.mirror_pod(pod, wanted), expect=(201,))
                 self._mirrors[(pod.namespace, pod.name)] = wanted
+                self._posted.pop((pod.namespace, pod.name), None)
             status = pod.status()
             labels = (pod.manifest.get("metadata") or {}).get("labels")
             if labels:
                 status["labels"] = labels
-            self.api.patch_status("/api/v1/namespaces/%s/pods/%s/status" % (pod.namespace, pod.name),
-                                  dict(pod_object(status)["status"], hostIP=self.address, podIP=self.address))
+            body = dict(pod_object(status)["status"], hostIP=self.address, podIP=self.address)
+            if self._posted.get((pod.namespace, pod.name)) != body:
+                self.api.patch_status("/api/v1/namespaces/%s/pods/%s/status" % (pod.namespace, pod.name), body)
+                self._posted[(pod.namespace, pod.name)] = body
         for key in [k for k in self._mirrors if k not in desired]:
             self._delete_mirror(*key)
             self._mirrors.pop(key)
+            self._posted.pop(key, None)
+
+    def _existing_hash(self, pod):
+        status, body = self.api.request("GET", "/api/v1/namespaces/%s/pods/%s" % (pod.namespace, pod.name),
+                                        expect=(200, 404))
+        if status != 200:
+            return None
+        return ((body.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/config.hash")
 
     def _agent_loop(self):
         while not self._agent_stop.is_set():

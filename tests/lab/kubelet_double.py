@@ -88,12 +88,15 @@ class PathMap(object):
     def __init__(self, pod_spec, container, node_root):
         volumes = {v.get("name"): v for v in pod_spec.get("volumes") or []}
         self.pairs = []
+        self._files = set()     # hostPath volumes of type File / FileOrCreate: no directory to make
         for mount in container.get("volumeMounts") or []:
             volume = volumes.get(mount.get("name")) or {}
             host_path = (volume.get("hostPath") or {}).get("path")
             if host_path and mount.get("mountPath"):
                 self.pairs.append((mount["mountPath"].rstrip("/") or "/",
                                    os.path.join(node_root, host_path.lstrip("/")).rstrip("/")))
+                if (volume.get("hostPath") or {}).get("type") in ("File", "FileOrCreate"):
+                    self._files.add(self.pairs[-1][1])
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
         if self.pairs:
             alternatives = "|".join(re.escape(pair[0]) for pair in self.pairs)
@@ -105,7 +108,7 @@ class PathMap(object):
         self._lookup = dict(self.pairs)
 
     def host_dirs(self):
-        return [pair[1] for pair in self.pairs]
+        return [pair[1] for pair in self.pairs if pair[1] not in self._files and not os.path.isfile(pair[1])]
 
     def rewrite(self, text):
         if self._pattern is None:
@@ -187,22 +190,27 @@ class Container(object):
         return os.path.join(directory, "%d.log" % self.restart_count)
 
     def launch(self):
-        for directory in self.paths.host_dirs():
-            os.makedirs(directory, exist_ok=True)
-        with open(self.log_path(), "ab") as log:
-            proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
-                                    cwd=self.pod.double.node_root, start_new_session=True)
+        adopted = self.pod.double.adoptable(self)
+        if adopted is not None:
+            proc, started_at_wall = adopted
+        else:
+            for directory in self.paths.host_dirs():
+                os.makedirs(directory, exist_ok=True)
+            with open(self.log_path(), "ab") as log:
+                proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
+                                        cwd=self.pod.double.node_root, start_new_session=True)
+            started_at_wall = time.time()
         with self.lock:
             self.proc = proc
             self.generation += 1
             self.state, self.reason, self.exit_code = "running", None, None
             self.started = "startupProbe" not in self.spec
             self.ready = self.started and "readinessProbe" not in self.spec
-            self.started_at = time.monotonic()
-            self.started_at_wall = time.time()
+            self.started_at = time.monotonic() - (time.time() - started_at_wall)
+            self.started_at_wall = started_at_wall
             self.kill_reason = None
             self.kill_event.clear()
-        self.record("started (pid %d, restart %d)" % (proc.pid, self.restart_count))
+        self.record("%s (pid %d, restart %d)" % ("adopted" if adopted else "started", proc.pid, self.restart_count))
 
     def terminate(self, grace=None):
         proc = self.proc
@@ -375,6 +383,40 @@ class Container(object):
                         started_at=self.started_at_wall, events=list(self.events))
 
 
+def _proc_start_time(pid):
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when the process is gone or a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+class AdoptedProcess(object):
+    """A container process an earlier kubelet double started (a restarted kubelet finds its containers
+    still running, as kubelet finds them in the container runtime); watched through /proc, since it
+    is not this process's child.  Its exit status cannot be known: it is reported as -1."""
+
+    def __init__(self, pid, start_time):
+        self.pid = pid
+        self.start_time = start_time
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None and _proc_start_time(self.pid) != self.start_time:
+            self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+
 class StaticPod(object):
     """One pod from one manifest file."""
 
@@ -529,6 +571,10 @@ class KubeletDouble(object):
                     pod.start()
                 elif key in self._pods:
                     self._pods[key].manifest_file = path
+
+    def adoptable(self, container):
+        """(process, start wall time) of a still-running container to take over, or None (start one)."""
+        return None
 
     # -- how containers see the node -------------------------------------------------------------
     def resolve_binary(self, name, image=None):
