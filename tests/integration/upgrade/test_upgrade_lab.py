@@ -18,7 +18,8 @@ import pytest
 from tests.lab.ansible_run import ROOT, run_playbook
 from tests.lab.binaries import lab_binary
 
-pytestmark = pytest.mark.slow
+# A whole cluster upgrade on a shared 2-core machine takes tens of minutes; each test has its own limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "upgrade.yml")
 FROM, TO = "1.36.3", "1.37.2"
