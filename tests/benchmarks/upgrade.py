@@ -27,6 +27,23 @@ KUBEADM_TASKS = ("Apply | kubeadm upgrade plan", "Apply | kubeadm upgrade apply"
                  "Kubelet | kubeadm upgrade node on a worker")
 
 
+def timings(results):
+    """kubeadm's own seconds, each node's seconds (its kubelet part, from drain to uncordon, plus kubeadm
+    upgrade node), and the preflight and postflight, from record_results' task start and end times."""
+    results = [r for r in results if r.get("start")]
+    kubeadm = sum(r["time"] - r["start"] for r in results if r["task"] in KUBEADM_TASKS and r["status"] == "ok")
+    per_node = {}
+    for r in results:
+        if r["task"].startswith(("Kubelet |", "Install |", "Node |")) and r["status"] != "skipped":
+            first, last = per_node.get(r["host"], (r["start"], r["time"]))
+            per_node[r["host"]] = (min(first, r["start"]), max(last, r["time"]))
+    phases = {}
+    for prefix in ("Preflight", "Postflight"):
+        mine = [r for r in results if r["task"].startswith(prefix + " |")]
+        phases[prefix.lower()] = max(r["time"] for r in mine) - min(r["start"] for r in mine) if mine else 0
+    return dict(phases, kubeadm_s=kubeadm, per_node_s=dict((host, last - first) for host, (first, last) in per_node.items()))
+
+
 def build(workdir):
     from tests.lab.cluster import LabCluster
     started = time.monotonic()
@@ -53,19 +70,7 @@ def with_playbook(workdir):
         total = time.monotonic() - started
         if run.rc != 0:
             sys.exit("the playbook failed:\n" + run.output[-5000:])
-        results = [r for r in run.results if r.get("start")]
-        kubeadm = sum(r["time"] - r["start"] for r in results if r["task"] in KUBEADM_TASKS and r["status"] == "ok")
-        per_node = {}
-        for r in results:
-            if r["task"].startswith(("Kubelet |", "Install |")) and r["status"] == "ok":
-                first, last = per_node.get(r["host"], (r["start"], r["time"]))
-                per_node[r["host"]] = (min(first, r["start"]), max(last, r["time"]))
-        phases = {}
-        for prefix in ("Preflight", "Postflight"):
-            mine = [r for r in results if r["task"].startswith(prefix + " |")]
-            phases[prefix.lower()] = max(r["time"] for r in mine) - min(r["start"] for r in mine) if mine else 0
-        return {"bootstrap_s": bootstrap, "total_s": total, "kubeadm_s": kubeadm,
-                "per_node_s": dict((host, last - first) for host, (first, last) in per_node.items()), **phases}
+        return dict(timings(run.results), bootstrap_s=bootstrap, total_s=total)
     finally:
         cluster.stop()
 
@@ -124,7 +129,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--workdir")
     parser.add_argument("--only", choices=["playbook", "hand"])
+    parser.add_argument("--from-results", nargs="+", metavar="JSONL",
+                        help="only print the figures of recorded playbook runs (record_results' files)")
     args = parser.parse_args()
+    if args.from_results:
+        for path in args.from_results:
+            with open(path) as handle:
+                results = [json.loads(line) for line in handle if line.strip()]
+            span = max(r["time"] for r in results) - min(r.get("start") or r["time"] for r in results)
+            print(path, json.dumps(dict(timings(results), total_s=span), default=round))
+        return
     workdir = args.workdir or tempfile.mkdtemp(prefix="cplane-upgrade-bench-")
     figures = {}
     if args.only != "hand":

@@ -172,6 +172,7 @@ def test_stops_at_the_node_that_does_not_come_back(lab, writer):
                     % (lab.broken_kubelet(), cp2, lab.binaries["kubelet"]))
     result = lab.run(cluster_upgrade_ready_timeout=45, cluster_upgrade_binaries=binaries)
     TIMES["run_stopped"] = result.seconds
+    lab.stopped_run = result
     assert result.rc != 0
     failed = [r for r in result.results if r["status"] == "failed"]
     assert failed[-1]["host"] == cp2 and failed[-1]["task"] == "Kubelet | stop at this node", result.output[-6000:]
@@ -196,6 +197,7 @@ def test_fixed_and_rerun_completes(lab, writer):
     cp2.run(["systemctl", "restart", "kubelet"])
     result = lab.run()
     TIMES["run_completed"] = result.seconds
+    lab.completed_run = result
     assert result.rc == 0, result.output[-8000:]
     # Nothing already done was redone.
     assert not [r for r in result.results if r["task"] in ("Apply | kubeadm upgrade apply", "Node | kubeadm upgrade node")
@@ -223,7 +225,7 @@ def test_every_node_runs_the_new_version_and_etcd_kept_every_key(lab, writer):
 
 
 def test_snapshot_taken_before_anything_changed_and_certificates_renewed(lab):
-    first = lab.results[2]      # the run that stopped at cp2: the first one that changed anything
+    first = lab.stopped_run     # the run that stopped at cp2: the first one that changed anything
     snapshot = [r for r in first.results if r["task"] == "Preflight | verified etcd snapshot before anything changes"
                 and r["status"] == "ok"]
     assert len(snapshot) == 1 and snapshot[0]["result"]["changed"]
@@ -232,7 +234,7 @@ def test_snapshot_taken_before_anything_changed_and_certificates_renewed(lab):
     first_change = min(r["start"] for r in first.results if r["result"].get("changed") and r is not snapshot[0]
                        and r["action"] not in ("ansible.builtin.file", "ansible.builtin.copy"))
     assert snapshot[0]["time"] <= first_change
-    last = lab.results[3]
+    last = lab.completed_run
     renewed = [r for r in last.results if r["task"] == "Postflight | the certificates kubeadm renewed" and r["status"] == "ok"]
     assert renewed
     for entry in renewed:
@@ -241,7 +243,7 @@ def test_snapshot_taken_before_anything_changed_and_certificates_renewed(lab):
 
 
 def test_order_of_operations(lab):
-    results = lab.results[2].results + lab.results[3].results
+    results = lab.stopped_run.results + lab.completed_run.results
     changed = [r for r in results if r["status"] == "ok" and r["result"].get("changed")]
     snapshot = next(r for r in changed if r["task"].startswith("Preflight | verified etcd snapshot"))
     apply = next(r for r in changed if r["task"] == "Apply | kubeadm upgrade apply")
