@@ -41,7 +41,7 @@ def test_two_minors_refused_before_anything_runs_with_the_path(tmp_path, lab_cas
     assert result.rc != 0, result.output
     refused = [r for r in result.results if r["status"] == "failed"]
     assert [r["task"] for r in refused] == ["Preflight | one minor per run"], result.output
-    message = refused[0]["result"]["msg"]
+    message = " ".join(refused[0]["result"]["msg"].split())
     assert "v1.35.4 -> v1.37.2 is 2 minor versions" in message
     assert "1.35 -> 1.36 -> 1.37" in message
     assert "newest patch of 1.36 first" in message
