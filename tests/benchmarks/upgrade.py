@@ -35,14 +35,19 @@ def timings(results):
     kubeadm = sum(r["time"] - r["start"] for r in results if r["task"] in KUBEADM_TASKS and r["status"] == "ok")
     per_node = {}
     for r in results:
-        if r["task"].startswith(("Kubelet |", "Install |", "Node |")) and r["status"] != "skipped":
+        # A node's own part: from its drain to its uncordon (the "Kubelet |" tasks and what they include).
+        if r["task"].startswith("Kubelet |") and r["status"] != "skipped":
             first, last = per_node.get(r["host"], (r["start"], r["time"]))
             per_node[r["host"]] = (min(first, r["start"]), max(last, r["time"]))
+    kubeadm_by_task = {}
+    for r in results:
+        if r["task"] in KUBEADM_TASKS and r["status"] == "ok":
+            kubeadm_by_task["%s %s" % (r["task"].split("| ")[1], r["host"])] = r["time"] - r["start"]
     phases = {}
     for prefix in ("Preflight", "Postflight"):
         mine = [r for r in results if r["task"].startswith(prefix + " |")]
         phases[prefix.lower()] = max(r["time"] for r in mine) - min(r["start"] for r in mine) if mine else 0
-    return dict(phases, kubeadm_s=kubeadm, per_node_s=dict((host, last - first) for host, (first, last) in per_node.items()))
+    return dict(phases, kubeadm_s=kubeadm, kubeadm_by_task_s=kubeadm_by_task, per_node_s=dict((host, last - first) for host, (first, last) in per_node.items()))
 
 
 def build(workdir):
@@ -138,7 +143,7 @@ def main():
             with open(path) as handle:
                 results = [json.loads(line) for line in handle if line.strip()]
             span = max(r["time"] for r in results) - min(r.get("start") or r["time"] for r in results)
-            print(path, json.dumps(dict(timings(results), total_s=span), default=round))
+            print(path, json.dumps(dict(timings(results), total_s=span), default=round, indent=1))
         return
     workdir = args.workdir or tempfile.mkdtemp(prefix="cplane-upgrade-bench-")
     figures = {}
