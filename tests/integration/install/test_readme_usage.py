@@ -2,7 +2,7 @@
 in a clone of the repository, with the collection installed into a clean collections path, against the lab
 control plane. The inventory is the README's, with the lab's hosts and paths (and the virtual environment
 under a temporary directory instead of /opt). python_env (from the cached wheelhouse, index unreachable)
-and control_plane_report run for real; etcd_maintenance, cert_renewal, recover, build, upgrade and control_plane_metrics change the cluster and
+and control_plane_report run for real; etcd_maintenance, cert_renewal, recover, build, upgrade, control_plane_metrics and kubelet_serving_certs change the cluster and
 need more lab than this test builds (their own tests run them), so here they get --syntax-check.
 """
 import os
@@ -19,7 +19,8 @@ from tests.lab.collection_repo import clean_env, git_repo
 from tests.lab.wheelhouse import wheelhouse
 
 CHANGING = ("cplane.kubeadm.etcd_maintenance", "cplane.kubeadm.cert_renewal", "cplane.kubeadm.recover",
-            "cplane.kubeadm.build", "cplane.kubeadm.upgrade", "cplane.kubeadm.control_plane_metrics")
+            "cplane.kubeadm.build", "cplane.kubeadm.upgrade", "cplane.kubeadm.control_plane_metrics",
+            "cplane.kubeadm.kubelet_serving_certs")
 
 
 def usage_blocks():
