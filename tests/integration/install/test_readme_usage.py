@@ -56,9 +56,12 @@ def test_readme_usage_commands_work_as_written(tmp_path, control_plane):
     for member in control_plane.lab.members:
         host = control_plane.host_vars(member)
         host.update(ansible_python_interpreter=sys.executable, control_plane_report_become=False,
-                    python_env_become=False, python_env_path=venv, python_env_python=node_python(),
+                    python_env_become=False, python_env_path=venv + "-" + member.name, python_env_python=node_python(),
                     python_env_wheelhouse=wheelhouse(), control_plane_report_kubeconfig=control_plane.api.kubeconfig,
                     control_plane_report_dest=str(tmp_path / "report.json"))
+        # One venv per lab host, as each real node has its own /opt: the hosts share this machine's
+        # file system, and three pip runs into one directory at once would race.
+        host["cplane_kubeadm_python"] = host["python_env_path"] + "/bin/python"
         lab_hosts[member.name] = host
     group["hosts"] = lab_hosts
     group["vars"]["cplane_kubeadm_python"] = venv + "/bin/python"
@@ -73,6 +76,7 @@ def test_readme_usage_commands_work_as_written(tmp_path, control_plane):
                               check=False)
         assert proc.returncode == 0, (command, proc.stdout[-4000:], proc.stderr[-2000:])
     assert os.path.isdir(os.path.join(collections, "ansible_collections", "cplane", "kubeadm"))
-    assert os.path.isfile(venv + "/bin/python")
+    for member in control_plane.lab.members:
+        assert os.path.isfile(venv + "-" + member.name + "/bin/python")
     report = yaml.safe_load(open(str(tmp_path / "report.json")))
     assert sorted(report) == ["cp1", "cp2", "cp3"] and all(h["etcd"]["has_quorum"] for h in report.values())
