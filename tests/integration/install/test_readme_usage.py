@@ -2,8 +2,9 @@
 in a clone of the repository, with the collection installed into a clean collections path, against the lab
 control plane. The inventory is the README's, with the lab's hosts and paths (and the virtual environment
 under a temporary directory instead of /opt). python_env (from the cached wheelhouse, index unreachable)
-and control_plane_report run for real; etcd_maintenance, cert_renewal, recover, build, upgrade, control_plane_metrics and kubelet_serving_certs change the cluster and
-need more lab than this test builds (their own tests run them), so here they get --syntax-check.
+and control_plane_report run for real; etcd_maintenance, cert_renewal, recover, build, upgrade,
+control_plane_metrics and kubelet_serving_certs change the cluster and need more lab than this test
+builds (their own tests run them), so here they get --syntax-check.
 """
 import os
 import re
